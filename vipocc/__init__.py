@@ -1,0 +1,2 @@
+"""ViPOcc reproduction workflow package."""
+__version__ = "0.1.0"
