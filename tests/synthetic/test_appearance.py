@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from vipocc.synthetic.appearance import (AMBIENT, DIFFUSE, SKY_BELOW_HORIZON, SKY_HORIZON, SKY_ZENITH, SUN_DIRECTION,
-                                         albedo, fbm, hash01, lidar_intensity, shade, sky_color, value_noise)
+                                         albedo, fbm, hash01, lattice_hash, lidar_intensity, shade, sky_color, value_noise)
 from vipocc.synthetic.raycast import Raycaster
 from vipocc.synthetic.scene import Material, Scene, box_solid
 from vipocc.synthetic.street import generate_street
@@ -159,7 +159,9 @@ def test_noise_primitives():
     rng = np.random.default_rng(4)
     lattice = rng.integers(-1000, 1000, size=(100, 3))
     lam = 0.5
-    assert np.allclose(value_noise(lattice * lam, lam, seed=3), hash01(*lattice.T, seed=3))
+    assert np.allclose(value_noise(lattice * lam, lam, seed=3), lattice_hash(*lattice.T, seed=3))
+    grid = lattice_hash(*np.indices((16, 16, 16)).reshape(3, -1), seed=3)
+    assert abs(grid.mean() - 0.5) < 0.03 and len(np.unique(grid)) > 0.6 * len(grid)
     p = rng.uniform(-100, 100, size=(5000, 3))
     v = value_noise(p, lam, seed=3)
     assert v.min() >= 0 and v.max() <= 1 and v.std() > 0.1

@@ -67,6 +67,20 @@ def hash01(*keys: np.ndarray, seed: int = 0) -> np.ndarray:
     return (h >> np.uint64(11)).astype(np.float64) * (1.0 / 2.0 ** 53)
 
 
+_LATTICE_SIZE = 1 << 12  # the noise repeats every 4096 lattice cells (>= 819 m at the finest 0.2 m octave)
+_LATTICE_RNG = np.random.default_rng(0x5EED)
+_LATTICE_PERM = _LATTICE_RNG.permutation(_LATTICE_SIZE).astype(np.int64)
+_LATTICE_VALUES = _LATTICE_RNG.random(_LATTICE_SIZE)
+
+
+def lattice_hash(ix: np.ndarray, iy: np.ndarray, iz: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Random value in [0, 1) per integer lattice point, by nested permutation lookups (Perlin's trick): a few
+    gathers instead of a 64-bit integer mix per key, which keeps texturing cheap enough for every pixel."""
+    h = _LATTICE_PERM[(ix + 1013 * seed) & (_LATTICE_SIZE - 1)]
+    h = _LATTICE_PERM[(h + iy) & (_LATTICE_SIZE - 1)]
+    return _LATTICE_VALUES[_LATTICE_PERM[(h + iz) & (_LATTICE_SIZE - 1)]]
+
+
 def value_noise(points: np.ndarray, wavelength: float, seed: int = 0) -> np.ndarray:
     """3D value noise [N] in [0, 1] at points [N, 3] (m): random values on a lattice of spacing `wavelength`,
     interpolated with the quintic fade (C2-smooth)."""
@@ -76,12 +90,17 @@ def value_noise(points: np.ndarray, wavelength: float, seed: int = 0) -> np.ndar
     w = f * f * f * (f * (f * 6.0 - 15.0) + 10.0)
     ix, iy, iz = base.astype(np.int64).T
     wx, wy, wz = w.T
-    c = [hash01(ix + (k >> 2 & 1), iy + (k >> 1 & 1), iz + (k & 1), seed=seed) for k in range(8)]  # corner dx,dy,dz
+    mask = _LATTICE_SIZE - 1
+    # Corner values: share the partial permutation lookups of the x and y stages between corners.
+    hx = [_LATTICE_PERM[(ix + dx + 1013 * seed) & mask] for dx in (0, 1)]
+    hxy = {(dx, dy): _LATTICE_PERM[(hx[dx] + iy + dy) & mask] for dx in (0, 1) for dy in (0, 1)}
+    c = {(dx, dy, dz): _LATTICE_VALUES[_LATTICE_PERM[(hxy[dx, dy] + iz + dz) & mask]]
+         for dx in (0, 1) for dy in (0, 1) for dz in (0, 1)}
     # Trilinear blend of the 8 corner values, as nested lerps along x, then y, then z.
-    x00 = c[0b000] + wx * (c[0b100] - c[0b000])
-    x10 = c[0b010] + wx * (c[0b110] - c[0b010])
-    x01 = c[0b001] + wx * (c[0b101] - c[0b001])
-    x11 = c[0b011] + wx * (c[0b111] - c[0b011])
+    x00 = c[0, 0, 0] + wx * (c[1, 0, 0] - c[0, 0, 0])
+    x10 = c[0, 1, 0] + wx * (c[1, 1, 0] - c[0, 1, 0])
+    x01 = c[0, 0, 1] + wx * (c[1, 0, 1] - c[0, 0, 1])
+    x11 = c[0, 1, 1] + wx * (c[1, 1, 1] - c[0, 1, 1])
     y0 = x00 + wy * (x10 - x00)
     y1 = x01 + wy * (x11 - x01)
     return y0 + wz * (y1 - y0)
@@ -256,5 +275,5 @@ def lidar_intensity(scene: Scene, hits: Hits, ray_dirs: np.ndarray) -> np.ndarra
     return np.clip(out, 0.0, 1.0).astype(np.float32)
 
 
-__all__ = ["shade", "sky_color", "lidar_intensity", "albedo", "value_noise", "fbm", "hash01", "SUN_DIRECTION",
+__all__ = ["shade", "sky_color", "lidar_intensity", "albedo", "value_noise", "fbm", "hash01", "lattice_hash", "SUN_DIRECTION",
            "AMBIENT", "DIFFUSE"]
