@@ -144,10 +144,9 @@ def _init_worker(scene_path: str, world: dict, staging: str) -> None:
                    world=world, staging=Path(staging))
 
 
-def _render_and_write(task: tuple[str, int, int, np.ndarray, int]) -> tuple[int, float]:
+def _render_and_write(task: tuple[str, int, int, np.ndarray, str]) -> int:
     seq, index, frame, imu_to_world, raw_drive = task
     w = _WORKER
-    start = time.perf_counter()
     render = render_frame(w["scene"], w["caster"], w["rig"], imu_to_world, w["world"]["lidar_azimuth_steps"],
                           w["world"]["lidar_max_range_m"])
     kitti360_root = w["staging"] / "kitti360"
@@ -157,7 +156,7 @@ def _render_and_write(task: tuple[str, int, int, np.ndarray, int]) -> tuple[int,
     kitti_raw_export.write_frame(w["staging"] / "kitti_raw", w["world"]["kitti_raw_date"], raw_drive, index,
                                  render.rgb[0], render.rgb[1], render.velodyne)
     write_oracle_frame(w["staging"] / "oracle", seq, frame, render)
-    return render.rays, time.perf_counter() - start
+    return render.rays
 
 
 # ------------------------------------------------------------------------------------------------- whole sequences
@@ -196,7 +195,8 @@ def _write_splits(staging: Path, world: dict, specs: list[SequenceSpec]) -> dict
 
 
 def _render_sequence(pool_size: int, world: dict, staging: Path, index: int, spec: SequenceSpec,
-                     scene: Scene, poses: np.ndarray) -> tuple[int, float]:
+                     scene: Scene, poses: np.ndarray) -> int:
+    """Render and write every frame of a sequence in `pool_size` processes; return the number of rays cast."""
     scene_path = staging / "oracle" / spec.name / "scene.npz"
     scene_path.parent.mkdir(parents=True, exist_ok=True)
     scene.save(scene_path)
@@ -207,9 +207,9 @@ def _render_sequence(pool_size: int, world: dict, staging: Path, index: int, spe
     rays = 0
     with context.Pool(pool_size, _init_worker, (str(scene_path), world, str(staging))) as pool:
         results = pool.imap(_render_and_write, tasks, chunksize=2)
-        for frame_rays, _ in tqdm(results, total=len(tasks), desc=f"render {spec.name}", unit="frame"):
+        for frame_rays in tqdm(results, total=len(tasks), desc=f"render {spec.name}", unit="frame"):
             rays += frame_rays
-    return rays, 0.0
+    return rays
 
 
 def _write_sequence_metadata(staging: Path, world: dict, rig: Rig, index: int, spec: SequenceSpec,
@@ -264,8 +264,7 @@ def _synthesize_into(world: dict, staging: Path, workers: int) -> dict:
     for index, spec in enumerate(specs):
         scene, poses = build_sequence(world, index, spec)
         _write_sequence_metadata(staging, world, rig, index, spec, scene, poses)
-        seq_rays, _ = _render_sequence(workers, world, staging, index, spec, scene, poses)
-        rays += seq_rays
+        rays += _render_sequence(workers, world, staging, index, spec, scene, poses)
     split_counts = _write_splits(staging, world, specs)
     seconds = time.perf_counter() - start
     n_frames = sum(spec.frames for spec in specs)
