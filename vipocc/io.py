@@ -51,7 +51,10 @@ def save_npy(path: str | Path, array: np.ndarray) -> None:
 
 def write_png(path: str | Path, image: np.ndarray) -> None:
     """PNG of a uint8/uint16 image (grey or BGR channel order, as cv2 expects)."""
-    ok, encoded = cv2.imencode(".png", image)
+    try:
+        ok, encoded = cv2.imencode(".png", image)
+    except cv2.error:
+        ok = False
     if not ok:
         raise ValueError(f"{path}: cannot encode an image of shape {image.shape} and dtype {image.dtype} as PNG")
     write_bytes(path, encoded.tobytes())
