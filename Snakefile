@@ -20,6 +20,7 @@ validate(config, schema="schemas/config.schema.yaml")
 
 include: "rules/common.smk"
 include: "rules/synthetic.smk"
+include: "rules/preprocess.smk"
 
 
 rule all:

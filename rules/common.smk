@@ -22,6 +22,15 @@ def dataset_root():
     return str(root)
 
 
+def split_dir():
+    """Folder of the KITTI-360 split files ({train,val,test}_files.txt)."""
+    if config["dataset"].get("split_dir"):
+        return config["dataset"]["split_dir"]
+    if dataset_kind() == "synthetic":
+        return f"{WORLD}/splits/kitti360"
+    return os.path.join(workflow.basedir, "splits", "kitti360")
+
+
 def stage_config(*blocks):
     """JSON of the config blocks a rule needs, passed to the vipocc CLI; a change to them reruns the rule (params)."""
     subset = {"dataset": config["dataset"], **{block: config[block] for block in blocks}}
@@ -32,6 +41,7 @@ def final_targets():
     targets = []
     if dataset_kind() == "synthetic":
         targets.append(f"{WORLD}/world.json")
+    targets += preprocess_targets()
     return targets
 
 

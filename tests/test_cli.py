@@ -7,7 +7,7 @@ from vipocc.cli import main
 def test_config_prints_the_resolved_config(capsys):
     assert main(["config", "--config", "config.yaml"]) == 0
     printed = json.loads(capsys.readouterr().out)
-    assert printed["dataset"] == {"kind": "synthetic", "root": None}
+    assert printed["dataset"] == {"kind": "synthetic", "root": None, "split_dir": None}
 
 
 def test_invalid_config_exits_2_naming_the_key(capsys):

@@ -13,8 +13,11 @@ def test_defaults_fill_every_block():
                                    "frames_per_sequence": None, "lidar_azimuth_steps": None}
 
 
-def test_repository_config_is_valid_and_equals_defaults():
-    assert load_config("config.yaml") == validate_config({"dataset": {"kind": "synthetic"}})
+def test_repository_config_is_valid_and_complete():
+    defaults = validate_config({"dataset": {"kind": "synthetic"}})
+    ours = load_config("config.yaml")
+    assert set(ours) == set(defaults)
+    assert ours["preprocess"]["image_size"] == [96, 320] and defaults["preprocess"]["image_size"] == [192, 640]
 
 
 @pytest.mark.parametrize("bad, fragment", [
