@@ -29,6 +29,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from vipocc.io import write_text
+
 __all__ = [
     "RawSplitEntry",
     "read_raw_split",
@@ -124,10 +126,7 @@ def write_raw_split(path: str | os.PathLike, entries: Iterable[RawSplitEntry | S
     """Write ``entries`` in the Eigen-Zhou format (index not zero-padded), atomically (temp file + rename)."""
     path = Path(path)
     text = "".join(f"{e.seq} {e.frame} {e.side}\n" for e in as_raw_entries(entries))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    write_text(path, text)
     return path
 
 

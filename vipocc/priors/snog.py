@@ -65,12 +65,13 @@ from __future__ import annotations
 import functools
 import math
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from vipocc.io import save_npy
 
 __all__ = [
     "AnchorDraw",
@@ -622,17 +623,7 @@ def save_anchors(path: str | os.PathLike, anchors: np.ndarray) -> Path:
         raise ValueError(f"anchors for {path}: expected an integer array, got dtype {arr.dtype}")
     if arr.size and (arr.min() < 0 or arr.max() > np.iinfo(np.uint16).max):
         raise ValueError(f"anchors for {path}: values outside the uint16 range [0, 65535]")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.save(handle, arr.astype(np.uint16), allow_pickle=False)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    save_npy(path, arr.astype(np.uint16))
     return path
 
 
