@@ -1,6 +1,5 @@
 """Shared fixtures: the smoke world is generated once per test session and read by many tests."""
-import importlib.util
-import sys
+import os
 from pathlib import Path
 
 import pytest
@@ -8,6 +7,10 @@ import pytest
 from world_fixtures import smoke_world_config
 
 TESTS = Path(__file__).resolve().parent
+
+# Tests never reach a model hub: every model is built locally (as the workflow runs: only local folders).
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
 
 @pytest.fixture(scope="session")
@@ -23,9 +26,6 @@ def smoke_world(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def devkit():
     """The official KITTI-360 devkit with its numpy-2 / PyYAML-6 / matplotlib-3.11 shims (tests only)."""
-    if "kitti360_devkit" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("kitti360_devkit", TESTS / "kitti360_devkit.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["kitti360_devkit"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["kitti360_devkit"]
+    import kitti360_devkit  # tests/ is on sys.path (pyproject: pythonpath)
+
+    return kitti360_devkit

@@ -5,17 +5,7 @@ kitti360scripts predates numpy 2 (``np.int``), PyYAML 6 (``yaml.load`` without a
 ``yaml`` and ``cm`` names), so numpy, yaml and matplotlib stay untouched for the rest of the test session.
 Library code never imports this module.
 
-Under ``--import-mode=importlib`` ``tests/`` is not on ``sys.path``; test files load this module by path and
-share one instance through ``sys.modules``::
-
-    def _devkit():
-        if "kitti360_devkit" not in sys.modules:
-            path = Path(__file__).resolve().parents[1] / "kitti360_devkit.py"
-            spec = importlib.util.spec_from_file_location("kitti360_devkit", path)
-            module = importlib.util.module_from_spec(spec)
-            sys.modules["kitti360_devkit"] = module
-            spec.loader.exec_module(module)
-        return sys.modules["kitti360_devkit"]
+Tests import it as ``import kitti360_devkit`` (pytest puts tests/ on sys.path) or through the ``devkit`` fixture.
 """
 
 from __future__ import annotations

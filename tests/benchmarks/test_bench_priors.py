@@ -15,14 +15,6 @@ H, W = 192, 640
 BATCH = 4
 
 
-@pytest.fixture(scope="module", autouse=True)
-def offline():
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("HF_HUB_OFFLINE", "1")
-        patch.setenv("TRANSFORMERS_OFFLINE", "1")
-        yield
-
-
 @pytest.fixture(scope="module")
 def images():
     return np.random.default_rng(0).integers(0, 256, size=(BATCH, H, W, 3), dtype=np.uint8)

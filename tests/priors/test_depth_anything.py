@@ -20,14 +20,6 @@ from vipocc.priors import tiny_models
 TAPS_TINY = (0, 1, 2, 3)  # original 0-based blocks tapped by the tiny model (HF stages 1..4)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def offline():
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("HF_HUB_OFFLINE", "1")
-        patch.setenv("TRANSFORMERS_OFFLINE", "1")
-        yield
-
-
 @pytest.fixture(scope="module")
 def tiny_hf_model():
     """In-memory tiny HF model with every parameter random (biases and layer scales included)."""

@@ -2,9 +2,6 @@
 OpenCV and plain parsing. The devkit projections are the oracle for our camera models on the written files."""
 
 import datetime as dt
-import importlib.util
-import sys
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -17,16 +14,6 @@ from vipocc.synthetic.rig import kitti360_rig
 
 SEQ = "2013_05_28_drive_0000_sync"
 FRAMES = [3, 4, 9]  # KITTI-360 poses are sparse: gaps are allowed
-
-
-def _devkit():
-    if "kitti360_devkit" not in sys.modules:
-        path = Path(__file__).resolve().parents[1] / "kitti360_devkit.py"
-        spec = importlib.util.spec_from_file_location("kitti360_devkit", path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["kitti360_devkit"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["kitti360_devkit"]
 
 
 def _trajectory() -> np.ndarray:
@@ -45,7 +32,8 @@ def tree(request, tmp_path_factory):
 
 
 def test_calibration_files_parse_with_devkit_to_the_exact_rig(tree):
-    dk = _devkit()
+    import kitti360_devkit as dk
+
     root, rig, files = tree
     calib = root / "calibration"
     assert set(files) == {"perspective.txt", "calib_cam_to_pose.txt", "calib_cam_to_velo.txt",
@@ -69,7 +57,8 @@ def test_calibration_files_parse_with_devkit_to_the_exact_rig(tree):
 
 @pytest.mark.parametrize("cam", [2, 3])
 def test_fisheye_yaml_reads_back_with_devkit_and_opencv(tree, cam):
-    dk = _devkit()
+    import kitti360_devkit as dk
+
     root, rig, _ = tree
     path = root / "calibration" / f"image_{cam:02d}.yaml"
     assert path.read_text().splitlines()[0] == "%YAML:1.0"
@@ -94,7 +83,8 @@ def _world_points(rng: np.random.Generator, pose: np.ndarray, n: int) -> np.ndar
 
 @pytest.mark.parametrize("cam", [2, 3])
 def test_project_mei_equals_devkit_fisheye(tree, cam):
-    dk = _devkit()
+    import kitti360_devkit as dk
+
     root, rig, _ = tree
     camera = dk.CameraFisheye(str(root), SEQ, cam)
     rng = np.random.default_rng(cam)
@@ -114,7 +104,8 @@ def test_project_mei_equals_devkit_fisheye(tree, cam):
 
 @pytest.mark.parametrize("cam", [0, 1])
 def test_project_pinhole_equals_devkit_perspective(tree, cam):
-    dk = _devkit()
+    import kitti360_devkit as dk
+
     root, rig, _ = tree
     camera = dk.CameraPerspective(str(root), SEQ, cam)
     assert (camera.width, camera.height) == rig.perspective_size
@@ -195,7 +186,8 @@ def test_timestamps_files(tmp_path):
 
 
 def test_bboxes_xml_parses_with_devkit_annotation3d(tmp_path):
-    dk = _devkit()
+    import kitti360_devkit as dk
+
     boxes = [ke.Box3D(1, (10.0, -3.0, 0.75), (4.2, 1.8, 1.5), 0.4, 0, 120),
              (7, [25.0, 4.0, 0.8], [3.9, 1.7, 1.6], -2.0, 30, 90)]  # plain tuples are accepted
     ke.write_bboxes_xml(tmp_path, SEQ, boxes)
@@ -227,7 +219,8 @@ class _CarTable:
 
 
 def test_bboxes_from_struct_of_arrays_with_one_frame_window(tmp_path):
-    dk = _devkit()
+    import kitti360_devkit as dk
+
     ke.write_bboxes_xml(tmp_path, SEQ, _CarTable(), 3, 9)
     ann = dk.Annotation3D(str(tmp_path / "data_3d_bboxes"), SEQ)
     assert ann.num_bbox == 2
