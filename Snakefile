@@ -21,6 +21,7 @@ validate(config, schema="schemas/config.schema.yaml")
 include: "rules/common.smk"
 include: "rules/synthetic.smk"
 include: "rules/preprocess.smk"
+include: "rules/ground_truth.smk"
 include: "rules/priors.smk"
 
 

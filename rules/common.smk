@@ -42,6 +42,7 @@ def final_targets():
     if dataset_kind() == "synthetic":
         targets.append(f"{WORLD}/world.json")
     targets += preprocess_targets()
+    targets += ground_truth_targets()
     targets += priors_targets()
     return targets
 

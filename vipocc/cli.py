@@ -20,7 +20,8 @@ from vipocc.config import ConfigError
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-COMMAND_MODULES = ("vipocc.synthetic.commands", "vipocc.data.commands", "vipocc.priors.commands")
+COMMAND_MODULES = ("vipocc.synthetic.commands", "vipocc.data.commands", "vipocc.data.gt_commands",
+                   "vipocc.priors.commands")
 
 
 def _print_config(args: argparse.Namespace) -> int:

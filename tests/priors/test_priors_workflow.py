@@ -232,27 +232,13 @@ rule all:
         priors_targets(),
 """
 
-# Rules call the `vipocc` console script; this one also registers the stage commands the lead may not have added
-# to vipocc.cli.COMMAND_MODULES yet.
-VIPOCC_SHIM = f"""#!{sys.executable}
-import sys
-import vipocc.cli as cli
-extra = ("vipocc.data.commands", "vipocc.priors.commands")
-cli.COMMAND_MODULES = tuple(dict.fromkeys(cli.COMMAND_MODULES + extra))
-sys.exit(cli.main())
-"""
-
-
 def _workflow(tmp_path: Path, priors: dict | None = None) -> tuple[Path, dict]:
-    (tmp_path / "bin").mkdir(exist_ok=True)
-    shim = tmp_path / "bin" / "vipocc"
-    shim.write_text(VIPOCC_SHIM)
-    shim.chmod(0o755)
     (tmp_path / "Snakefile").write_text(SNAKEFILE)
     config = {"dataset": {"kind": "synthetic"}, "synthetic": {"preset": "smoke"}, "preprocess": {"image_size": SIZE},
               "priors": {"snog": SMALL_SNOG, **(priors or {})}}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    path = os.pathsep.join([str(tmp_path / "bin"), str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    # Rules call the `vipocc` console script of this interpreter's environment.
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     return tmp_path, {**os.environ, "PATH": path}
 
 
@@ -324,3 +310,20 @@ def test_snakemake_makes_the_priors_of_the_smoke_world(smoke_world, tmp_path):
         assert all(depth_prior_path(derived, v).is_file() and snog_anchor_path(derived, v).is_file() for v in views)
     again = snakemake(workdir, env)
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
+
+
+@pytest.mark.slow
+def test_snakemake_runs_the_real_depth_backend_with_a_tiny_model(smoke_world, tiny_models, tmp_path):
+    """The rule itself drives the real Depth Anything code path (a tiny random model from a local folder)."""
+    priors = {"depth": {"backend": "depth_anything", "model_path": str(tiny_models["depth"]), "input_size": 56}}
+    workdir, env = _workflow(tmp_path, priors)
+    shutil.copytree(smoke_world, workdir / "results" / "world")
+    target = f"results/data/kitti360/manifests/depth_prior/{SEQ}.json"
+    result = snakemake(workdir, env, target)
+    assert result.returncode == 0, result.stdout + result.stderr
+    manifest = json.loads((workdir / target).read_text())
+    assert manifest["prior"]["backend"] == "depth_anything" and manifest["prior"]["simulated"] is False
+    frames = load_poses(workdir / "results" / "world" / "kitti360", SEQ).frames
+    view = View(SEQ, "image_00", FOLDER, int(frames[0]))
+    depth = np.load(depth_prior_path(workdir / "results" / "data" / "kitti360", view))
+    assert depth.shape == tuple(SIZE) and np.isfinite(depth).all() and (depth > 0).all()
