@@ -23,6 +23,8 @@ include: "rules/synthetic.smk"
 include: "rules/preprocess.smk"
 include: "rules/ground_truth.smk"
 include: "rules/priors.smk"
+include: "rules/training.smk"
+include: "rules/evaluation.smk"
 
 
 rule all:

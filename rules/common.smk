@@ -44,6 +44,8 @@ def final_targets():
     targets += preprocess_targets()
     targets += ground_truth_targets()
     targets += priors_targets()
+    targets += training_targets()
+    targets += evaluation_targets()
     return targets
 
 

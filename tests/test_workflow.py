@@ -1,4 +1,6 @@
 """The Snakemake workflow itself: lint-clean, the DAG builds, and a bad config fails before any job runs."""
+import json
+import math
 import os
 import shutil
 import subprocess
@@ -42,15 +44,36 @@ def test_bad_config_stops_before_any_job(tmp_path, override, message):
     assert not (tmp_path / "results").exists()
 
 
-def test_smoke_world_end_to_end_and_rerun_does_nothing(tmp_path):
+SMOKE_OVERRIDES = """
+synthetic: {preset: smoke}
+preprocess: {image_size: [64, 224], fisheye_rotation: [0, -15]}
+priors: {snog: {num_patches: 16, n_sets: 5}}
+training: {encoder_depth: 18, batch_size: 1, ray_batch_size: 256, depth_ray_batch_size: 128, max_steps: 3,
+           validate_every: 3, validation_frames: 2, checkpoint_every: 3, log_every: 1, n_samples: 16}
+evaluation: {demo: {frames: 1}}
+"""
+
+
+def test_default_target_end_to_end_on_the_smoke_world_and_rerun_does_nothing(tmp_path):
+    """Every stage of the default target (world, preprocessing, GT, priors, training, evaluation) at smoke size."""
+    (tmp_path / "smoke.yaml").write_text(SMOKE_OVERRIDES)
     args = ("--cores", "2", "--directory", str(tmp_path), "--configfile", str(ROOT / "config.yaml"),
-            "--config", "synthetic={'preset': 'smoke'}")
+            str(tmp_path / "smoke.yaml"))
     first = snakemake(*args)
     assert first.returncode == 0, first.stdout + first.stderr
-    world = tmp_path / "results" / "world"
-    assert (world / "world.json").is_file() and (world / "kitti360" / "calibration" / "perspective.txt").is_file()
-    assert (tmp_path / "results" / "logs" / "synthesize_world.log").is_file()
-    assert (tmp_path / "results" / "benchmarks" / "synthesize_world.tsv").is_file()
-    assert not list(world.glob(".staging-*"))
+    results = tmp_path / "results"
+    assert (results / "world" / "world.json").is_file()
+    assert (results / "logs" / "synthesize_world.log").is_file()
+    assert (results / "benchmarks" / "synthesize_world.tsv").is_file()
+    assert not list((results / "world").glob(".staging-*"))
+    for model in ("bts", "vipocc"):
+        card = json.loads((results / "train" / model / "model.json").read_text())
+        assert card["steps"] == 3
+        for evaluator in ("occupancy_4-20", "occupancy_4-50", "voxel", "depth_rendered"):
+            summary = json.loads((results / "eval" / model / evaluator / "summary.json").read_text())
+            assert summary["provenance"]["git_commit"] and summary["metrics"]
+            assert all(v is None or math.isfinite(v) for v in summary["metrics"].values())
+    pseudo = json.loads((results / "eval" / "depth_prior" / "pseudo_depth_median" / "summary.json").read_text())
+    assert 0 < pseudo["metrics"]["abs_rel"] < 1
     again = snakemake(*args)
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr

@@ -76,10 +76,11 @@ class VoxelSettings:
         """From the ``evaluation`` config block (``voxel.bbox_margin_ratio``, ``occupancy.occ_threshold`` /
         ``batch_points``, ``device``)."""
         occupancy = evaluation.get("occupancy", {})
-        return cls(occ_threshold=float(occupancy.get("occ_threshold", 0.5)),
-                   batch_points=int(occupancy.get("batch_points", 50_000)),
-                   bbox_margin_ratio=float(evaluation["voxel"]["bbox_margin_ratio"]),
-                   device=str(evaluation.get("device", "auto")), **overrides)
+        values = {"occ_threshold": float(occupancy.get("occ_threshold", 0.5)),
+                  "batch_points": int(occupancy.get("batch_points", 50_000)),
+                  "bbox_margin_ratio": float(evaluation["voxel"]["bbox_margin_ratio"]),
+                  "device": str(evaluation.get("device", "auto"))}
+        return cls(**{**values, **overrides})
 
 
 def fix_under_ground(labels: np.ndarray) -> np.ndarray:
