@@ -18,3 +18,31 @@ def config_from(args: argparse.Namespace) -> dict:
     if args.config_json is not None:
         return load_config(json_text=args.config_json)
     return load_config(path=args.config or Path("config.yaml"))
+
+
+def add_sequence_job_arguments(parser: argparse.ArgumentParser, stage: str | None, *, split_dir: bool = False,
+                               world: bool = False, threads: bool = False,
+                               frames_help: str = "comma-separated frame numbers (default: every posed frame)") -> None:
+    """Arguments shared by the per-sequence stage jobs (one job = one sequence of the derived data root).
+
+    `stage` names the done-manifest folder; None for commands that write no manifest (they get no
+    --manifest / --overwrite / --threads / --no-progress)."""
+    add_config_arguments(parser)
+    parser.add_argument("--seq", required=True, help="sequence folder name, e.g. 2013_05_28_drive_0000_sync")
+    parser.add_argument("--out", type=Path, required=True, help="derived data root (e.g. results/data/kitti360)")
+    parser.add_argument("--raw-root", type=Path, default=None, help="KITTI-360 root (default: from the config)")
+    if split_dir:
+        parser.add_argument("--split-dir", type=Path, default=None,
+                            help="folder of <split>_files.txt (default: from the config, or the synthetic world's)")
+    if world:
+        parser.add_argument("--world", type=Path, default=None,
+                            help="synthetic world folder with world.json and oracle/ (default: parent of the raw root)")
+    parser.add_argument("--frames", default=None, help=frames_help)
+    if stage is None:
+        return
+    parser.add_argument("--manifest", type=Path, default=None,
+                        help=f"done-manifest path (default: <out>/manifests/{stage}/<seq>.json)")
+    parser.add_argument("--overwrite", action="store_true", help="redo files that are up to date")
+    if threads:
+        parser.add_argument("--threads", type=int, default=None, help="CPU threads of torch / OpenCV (default: theirs)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")

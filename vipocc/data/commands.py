@@ -19,7 +19,7 @@ import logging
 import time
 from pathlib import Path
 
-from vipocc.commandline import add_config_arguments, config_from
+from vipocc.commandline import add_config_arguments, add_sequence_job_arguments, config_from
 from vipocc.config import ConfigError, config_hash
 
 log = logging.getLogger("vipocc")
@@ -170,21 +170,6 @@ def verify_checksums(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------------------------------- parsers
 
 
-def _add_stage_arguments(parser: argparse.ArgumentParser, what: str) -> None:
-    add_config_arguments(parser)
-    parser.add_argument("--seq", required=True, help="sequence folder name, e.g. 2013_05_28_drive_0000_sync")
-    parser.add_argument("--out", type=Path, required=True, help="derived data root (e.g. results/data/kitti360)")
-    parser.add_argument("--raw-root", type=Path, default=None, help="KITTI-360 root (default: from the config)")
-    parser.add_argument("--split-dir", type=Path, default=None,
-                        help="folder of <split>_files.txt (default: from the config; synthetic only)")
-    parser.add_argument("--frames", default=None, help="comma-separated frame numbers (default: every posed frame)")
-    parser.add_argument("--manifest", type=Path, default=None,
-                        help=f"done-manifest path (default: <out>/manifests/{what}/<seq>.json)")
-    parser.add_argument("--overwrite", action="store_true", help="redo files that are up to date")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads of torch / OpenCV (default: theirs)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-
 def _limit_threads(threads: int | None) -> None:
     """Keep one job within the cores the scheduler gave it (several sequences run side by side)."""
     if threads is None:
@@ -201,11 +186,11 @@ def _limit_threads(threads: int | None) -> None:
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("preprocess", help="resize perspective images and make virtual pinhole fisheye views "
                                                "of one KITTI-360 sequence")
-    _add_stage_arguments(parser, "preprocess")
+    add_sequence_job_arguments(parser, "preprocess", split_dir=True, threads=True)
     parser.set_defaults(func=preprocess)
 
     parser = sub.add_parser("depth-gt", help="LiDAR depth ground truth of one KITTI-360 sequence")
-    _add_stage_arguments(parser, "depth_gt")
+    add_sequence_job_arguments(parser, "depth_gt", split_dir=True, threads=True)
     parser.set_defaults(func=depth_gt)
 
     parser = sub.add_parser("verify-checksums", help="check the dataset against a sha256 manifest")

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from vipocc.commandline import add_config_arguments, config_from
+from vipocc.commandline import add_sequence_job_arguments, config_from
 from vipocc.config import ConfigError, config_hash
 from vipocc.io import write_text
 
@@ -252,32 +252,18 @@ def occupancy_gt_report(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------------------------------- parsers
 
 
-def _add_sequence_arguments(parser: argparse.ArgumentParser, stage: str) -> None:
-    add_config_arguments(parser)
-    parser.add_argument("--seq", required=True, help="sequence folder name, e.g. 2013_05_28_drive_0000_sync")
-    parser.add_argument("--out", type=Path, required=True, help="derived data root (e.g. results/data/kitti360)")
-    parser.add_argument("--raw-root", type=Path, default=None, help="KITTI-360 root (default: from the config)")
-    parser.add_argument("--split-dir", type=Path, default=None,
-                        help="folder of <split>_files.txt (default: the synthetic world's; required for real data)")
-    parser.add_argument("--world", type=Path, default=None,
-                        help="synthetic world folder with world.json and oracle/ (default: parent of the raw root)")
-    parser.add_argument("--frames", default=None, help="comma-separated frame numbers (default: from the splits)")
-    parser.add_argument("--manifest", type=Path, default=None,
-                        help=f"done-manifest path (default: <out>/manifests/{stage}/<seq>.json)")
-    parser.add_argument("--overwrite", action="store_true", help="redo files that are up to date")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("occupancy-gt", help="KYN occupancy GT, object labels (and exact truth + report on the "
                                                  "synthetic world) of one KITTI-360 sequence")
-    _add_sequence_arguments(parser, "occupancy_gt")
+    add_sequence_job_arguments(parser, "occupancy_gt", split_dir=True, world=True,
+                               frames_help="comma-separated frame numbers (default: from the splits)")
     parser.add_argument("--workers", type=int, default=2, help="threads of the lidar occupancy (default 2)")
     parser.set_defaults(func=occupancy_gt)
 
     parser = sub.add_parser("voxel-gt", help="SSCBench-style voxel GT of one sequence (synthetic world) or a check "
                                              "of the user's SSCBench files")
-    _add_sequence_arguments(parser, "voxel_gt")
+    add_sequence_job_arguments(parser, "voxel_gt", split_dir=True, world=True,
+                               frames_help="comma-separated frame numbers (default: from the splits)")
     parser.set_defaults(func=voxel_gt)
 
     parser = sub.add_parser("occupancy-gt-report", help="merge the per-sequence lidar-GT-vs-truth reports")

@@ -29,7 +29,7 @@ import logging
 import time
 from pathlib import Path
 
-from vipocc.commandline import add_config_arguments, config_from
+from vipocc.commandline import add_sequence_job_arguments, config_from
 from vipocc.config import ConfigError, config_hash
 
 log = logging.getLogger("vipocc")
@@ -262,21 +262,7 @@ def depth_prior_figure(args: argparse.Namespace) -> int:
 
 
 def _add_job_arguments(parser: argparse.ArgumentParser, stage: str | None, device: bool) -> None:
-    add_config_arguments(parser)
-    parser.add_argument("--seq", required=True, help="sequence folder name, e.g. 2013_05_28_drive_0000_sync")
-    parser.add_argument("--out", type=Path, required=True,
-                        help="derived data root holding data_2d_raw/ (read) and depth/, samples/ (e.g. "
-                             "results/data/kitti360)")
-    parser.add_argument("--raw-root", type=Path, default=None, help="KITTI-360 root (default: from the config)")
-    parser.add_argument("--world", type=Path, default=None,
-                        help="synthetic world folder with world.json and oracle/ (default: parent of the raw root)")
-    parser.add_argument("--frames", default=None, help="comma-separated frame numbers (default: every posed frame)")
-    if stage is not None:
-        parser.add_argument("--manifest", type=Path, default=None,
-                            help=f"done-manifest path (default: <out>/manifests/{stage}/<seq>.json)")
-        parser.add_argument("--overwrite", action="store_true", help="redo files that are up to date")
-        parser.add_argument("--threads", type=int, default=None, help="CPU threads of torch / OpenCV")
-        parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_sequence_job_arguments(parser, stage, world=True, threads=True)
     if device:
         parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1, ...")
 
