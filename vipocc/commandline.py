@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from vipocc.config import load_config
@@ -46,3 +47,14 @@ def add_sequence_job_arguments(parser: argparse.ArgumentParser, stage: str | Non
     if threads:
         parser.add_argument("--threads", type=int, default=None, help="CPU threads of torch / OpenCV (default: theirs)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def recorded_config_hash(manifest: Path) -> str | None:
+    """Config hash of a stage's last complete run (its done-manifest) or of an interrupted one (the .inprogress
+    marker beside it); None when neither exists. A different hash means every frame must be redone."""
+    for path in (manifest, manifest.with_name(manifest.name + ".inprogress")):
+        try:
+            return json.loads(path.read_text())["config_hash"]
+        except (FileNotFoundError, KeyError, ValueError, TypeError):
+            continue
+    return None

@@ -19,7 +19,7 @@ import logging
 import time
 from pathlib import Path
 
-from vipocc.commandline import add_config_arguments, add_sequence_job_arguments, config_from
+from vipocc.commandline import add_config_arguments, add_sequence_job_arguments, config_from, recorded_config_hash
 from vipocc.config import ConfigError, config_hash
 
 log = logging.getLogger("vipocc")
@@ -63,16 +63,6 @@ def write_json_atomic(path: Path, payload: dict) -> None:
     from vipocc.io import write_text
 
     write_text(path, json.dumps(payload, indent=1, sort_keys=True) + "\n")
-
-
-def _recorded_hash(manifest: Path) -> str | None:
-    """Config hash of the last complete run (the manifest) or of an interrupted one (the .inprogress marker)."""
-    for path in (manifest, manifest.with_name(manifest.name + ".inprogress")):
-        try:
-            return json.loads(path.read_text())["config_hash"]
-        except (FileNotFoundError, KeyError, ValueError):
-            continue
-    return None
 
 
 def _done_manifest(stage: str, seq: str, derived_root: Path, stage_config: dict, stats, seconds: float) -> dict:
@@ -134,7 +124,7 @@ def depth_gt(args: argparse.Namespace) -> int:
     out = args.manifest or manifest_path(args.out, "depth_gt", args.seq)
     # image_size and filter_behind_camera are not in the file names: files of another config must be redone.
     digest = config_hash(stage_config)
-    previous = _recorded_hash(out)
+    previous = recorded_config_hash(out)
     overwrite = args.overwrite or (previous is not None and previous != digest)
     if overwrite and not args.overwrite:
         log.info("%s: depth GT config changed since the last run: recomputing every frame", args.seq)

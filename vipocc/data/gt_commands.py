@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from vipocc.commandline import add_sequence_job_arguments, config_from
+from vipocc.commandline import add_sequence_job_arguments, config_from, recorded_config_hash
 from vipocc.config import ConfigError, config_hash
 from vipocc.io import write_text
 
@@ -97,19 +97,9 @@ def _frames(args: argparse.Namespace, split_dir: Path | None, which: str) -> lis
     return sorted({entry.frame for entry in read_split(split_file(split_dir, which)) if entry.seq == args.seq})
 
 
-def _previous_hash(manifest: Path) -> str | None:
-    """Config hash of the last complete run (the manifest) or of an interrupted one (the .inprogress marker)."""
-    for path in (manifest, manifest.with_name(manifest.name + ".inprogress")):
-        try:
-            return json.loads(path.read_text())["config_hash"]
-        except (FileNotFoundError, KeyError, ValueError):
-            continue
-    return None
-
-
 def _start(manifest: Path, digest: str, overwrite: bool, what: str, seq: str) -> tuple[bool, Path]:
     """Decide whether every frame must be redone (config changed) and leave an in-progress marker."""
-    previous = _previous_hash(manifest)
+    previous = recorded_config_hash(manifest)
     changed = previous is not None and previous != digest
     if changed and not overwrite:
         log.info("%s: %s config changed since the last run: recomputing every frame", seq, what)

@@ -29,7 +29,7 @@ import logging
 import time
 from pathlib import Path
 
-from vipocc.commandline import add_sequence_job_arguments, config_from
+from vipocc.commandline import add_sequence_job_arguments, config_from, recorded_config_hash
 from vipocc.config import ConfigError, config_hash
 
 log = logging.getLogger("vipocc")
@@ -106,15 +106,6 @@ def _write_json(path: Path, payload: dict) -> None:
     write_text(path, json.dumps(payload, indent=1, sort_keys=True, default=str) + "\n")
 
 
-def _recorded_hash(manifest: Path) -> str | None:
-    for path in (manifest, manifest.with_name(manifest.name + ".inprogress")):
-        try:
-            return json.loads(path.read_text())["config_hash"]
-        except (FileNotFoundError, KeyError, ValueError, TypeError):
-            continue
-    return None
-
-
 def _limit_threads(threads: int | None) -> None:
     """Keep one job within the cores the scheduler gave it (several sequences run side by side)."""
     if threads is None:
@@ -134,7 +125,7 @@ def _run_stage(args: argparse.Namespace, stage: str, stage_config: dict, prior: 
 
     out = args.manifest or manifest_path(args.out, stage, args.seq)
     digest = config_hash(stage_config)
-    previous = _recorded_hash(out)
+    previous = recorded_config_hash(out)
     overwrite = args.overwrite or (previous is not None and previous != digest)
     if overwrite and not args.overwrite:
         log.info("%s %s: settings changed since the last run: recomputing every frame", stage, args.seq)
