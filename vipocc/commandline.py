@@ -58,3 +58,16 @@ def recorded_config_hash(manifest: Path) -> str | None:
         except (FileNotFoundError, KeyError, ValueError, TypeError):
             continue
     return None
+
+
+def limit_threads(threads: int | None) -> None:
+    """Keep one job within the cores the scheduler gave it (several sequences run side by side)."""
+    if threads is None:
+        return
+    if threads < 1:
+        raise ValueError(f"--threads: expected a positive integer, got {threads}")
+    import cv2
+    import torch
+
+    torch.set_num_threads(threads)
+    cv2.setNumThreads(threads)

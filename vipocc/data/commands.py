@@ -19,7 +19,7 @@ import logging
 import time
 from pathlib import Path
 
-from vipocc.commandline import add_config_arguments, add_sequence_job_arguments, config_from, recorded_config_hash
+from vipocc.commandline import add_config_arguments, add_sequence_job_arguments, config_from, limit_threads, recorded_config_hash
 from vipocc.config import ConfigError, config_hash
 
 log = logging.getLogger("vipocc")
@@ -92,7 +92,7 @@ def preprocess(args: argparse.Namespace) -> int:
     from vipocc.data.preprocess import check_split_frames, preprocess_sequence
 
     config = config_from(args)
-    _limit_threads(args.threads)
+    limit_threads(args.threads)
     raw_root, split_dir = dataset_paths(config, args.raw_root, args.split_dir)
     block = config["preprocess"]
     stage_config = {"dataset": config["dataset"], "preprocess": block}
@@ -116,7 +116,7 @@ def depth_gt(args: argparse.Namespace) -> int:
     from vipocc.data.depth_gt import depth_gt_sequence
 
     config = config_from(args)
-    _limit_threads(args.threads)
+    limit_threads(args.threads)
     raw_root, _ = dataset_paths(config, args.raw_root, args.split_dir)
     block = config["depth_gt"]
     image_size = config["preprocess"]["image_size"]
@@ -158,19 +158,6 @@ def verify_checksums(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------------------------------- parsers
-
-
-def _limit_threads(threads: int | None) -> None:
-    """Keep one job within the cores the scheduler gave it (several sequences run side by side)."""
-    if threads is None:
-        return
-    if threads < 1:
-        raise ValueError(f"--threads: expected a positive integer, got {threads}")
-    import cv2
-    import torch
-
-    torch.set_num_threads(threads)
-    cv2.setNumThreads(threads)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

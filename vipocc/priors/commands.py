@@ -29,7 +29,7 @@ import logging
 import time
 from pathlib import Path
 
-from vipocc.commandline import add_sequence_job_arguments, config_from, recorded_config_hash
+from vipocc.commandline import add_sequence_job_arguments, config_from, limit_threads, recorded_config_hash
 from vipocc.config import ConfigError, config_hash
 
 log = logging.getLogger("vipocc")
@@ -106,19 +106,6 @@ def _write_json(path: Path, payload: dict) -> None:
     write_text(path, json.dumps(payload, indent=1, sort_keys=True, default=str) + "\n")
 
 
-def _limit_threads(threads: int | None) -> None:
-    """Keep one job within the cores the scheduler gave it (several sequences run side by side)."""
-    if threads is None:
-        return
-    if threads < 1:
-        raise ValueError(f"--threads: expected a positive integer, got {threads}")
-    import cv2
-    import torch
-
-    torch.set_num_threads(threads)
-    cv2.setNumThreads(threads)
-
-
 def _run_stage(args: argparse.Namespace, stage: str, stage_config: dict, prior: dict, job) -> int:
     """Hash check, in-progress marker, the job, the done-manifest. `job(overwrite) -> StageStats`."""
     from vipocc.provenance import provenance
@@ -164,7 +151,7 @@ def depth_prior(args: argparse.Namespace) -> int:
                                      resolve_backend)
 
     config = config_from(args)
-    _limit_threads(args.threads)
+    limit_threads(args.threads)
     raw_root = _raw_root(config, args.raw_root)
     block = config["priors"]["depth"]
     backend_name = resolve_backend(block["backend"], config["dataset"]["kind"], "depth")
@@ -190,7 +177,7 @@ def instance_prior(args: argparse.Namespace) -> int:
                                      resolve_backend)
 
     config = config_from(args)
-    _limit_threads(args.threads)
+    limit_threads(args.threads)
     raw_root = _raw_root(config, args.raw_root)
     block = config["priors"]["instances"]
     backend_name = resolve_backend(block["backend"], config["dataset"]["kind"], "instances")
