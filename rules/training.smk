@@ -18,7 +18,7 @@ rule train:
         model=f"{TRAINING_RESULTS}/{{experiment}}/model.pt",
         card=f"{TRAINING_RESULTS}/{{experiment}}/model.json",
     params:
-        config=lambda wildcards: stage_config("preprocess", "datasets", "training"),
+        config=training_config,
         out=lambda wildcards, output: os.path.dirname(output.model),
         paths=training_path_arguments,
         launcher=training_launcher,

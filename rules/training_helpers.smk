@@ -38,6 +38,18 @@ def training_inputs(wildcards):
     return inputs
 
 
+def training_config(wildcards):
+    """The config JSON of one experiment's job: the shared training keys plus only this experiment's block, so that
+    changing another experiment's loss weight does not retrain this one (Snakemake reruns a job when its params
+    change)."""
+    block = dict(config["training"])
+    block["experiments"] = {wildcards.experiment: block["experiments"][wildcards.experiment]}
+    block["default_experiments"] = [wildcards.experiment]
+    subset = {"dataset": config["dataset"], "preprocess": config["preprocess"], "datasets": config["datasets"],
+              "training": block}
+    return json.dumps(subset, sort_keys=True)
+
+
 def training_path_arguments(wildcards):
     """--derived-root / --split-dir of `vipocc train` (the raw root comes from the config)."""
     return (f"--derived-root {_training_shlex.quote(PREPROCESS_DERIVED)}"

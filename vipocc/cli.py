@@ -21,7 +21,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 COMMAND_MODULES = ("vipocc.synthetic.commands", "vipocc.data.commands", "vipocc.data.gt_commands",
-                   "vipocc.priors.commands", "vipocc.training.commands", "vipocc.evaluation.commands")
+                   "vipocc.priors.commands", "vipocc.training.commands", "vipocc.evaluation.commands",
+                   "vipocc.report.commands")
 
 
 def _print_config(args: argparse.Namespace) -> int:
