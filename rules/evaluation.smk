@@ -17,6 +17,7 @@ rule evaluate_occupancy:
     output:
         summary=f"{EVALUATION_RESULTS}/{{model}}/occupancy_{{protocol}}/summary.json",
         per_frame=f"{EVALUATION_RESULTS}/{{model}}/occupancy_{{protocol}}/per_frame.csv",
+        grids=f"{EVALUATION_RESULTS}/{{model}}/occupancy_{{protocol}}/grids.npz",
     params:
         config=lambda wildcards: stage_config("preprocess", "datasets", "evaluation", "voxel_gt"),
         model=evaluation_model_arguments,

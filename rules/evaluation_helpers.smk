@@ -26,7 +26,9 @@ def evaluation_models():
 
 
 def evaluation_model_pattern():
-    return "|".join(_evaluation_re.escape(name) for name in evaluation_models())
+    """Any configured experiment (the ablations too, for the `ablations` target) or official checkpoint."""
+    names = set(evaluation_models()) | set(config["training"]["experiments"])
+    return "|".join(_evaluation_re.escape(name) for name in sorted(names))
 
 
 def evaluation_has_depth_branch(model):
@@ -65,7 +67,7 @@ def _evaluation_sequences(use):
 
 
 def _evaluation_manifests(stages, use):
-    return [priors_manifest(stage, seq) for stage in stages for seq in _evaluation_sequences(use)]
+    return [priors_manifest(stage, seq) for stage in stages for seq in _evaluation_sequences(use)] + split_files()
 
 
 def evaluation_depth_inputs(wildcards):

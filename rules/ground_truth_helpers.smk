@@ -1,5 +1,5 @@
 # Helpers of rules/ground_truth.smk (kept apart: Snakemake's linter wants rules and functions in separate files).
-# Needs from rules/common.smk: WORLD, dataset_kind(), dataset_root(), split_dir(), config.
+# Needs from rules/common.smk: WORLD, dataset_kind(), dataset_root(), split_dir(), split_sequences(), config.
 
 from vipocc.config import resolve_world_config as _ground_truth_world
 
@@ -10,18 +10,14 @@ GROUND_TRUTH_CALIBRATION = ("perspective.txt", "calib_cam_to_pose.txt", "calib_c
 
 def ground_truth_sequences(which):
     """Sequences with frames in split `which` ("test", "val", "train") or in any split ("all"). Synthetic: from the
-    resolved world description (each sequence belongs to one split); real data: read from the split files."""
+    resolved world description (each sequence belongs to one split); KITTI-360: split_sequences() of common.smk (the
+    split files, or dataset.sequences before the official files are fetched)."""
     if dataset_kind() == "synthetic":
         return sorted(seq["name"] for seq in _ground_truth_world(config)["sequences"]
                       if which == "all" or seq["split"] == which)
     if dataset_kind() != "kitti360":
         return []
-    names = ("train", "val", "test") if which == "all" else (which,)
-    files = [Path(split_dir()) / f"{name}_files.txt" for name in names]
-    if not any(path.is_file() for path in files):
-        raise WorkflowError(f"no KITTI-360 split file ({', '.join(str(p) for p in files)})")
-    return sorted({line.split()[0] for path in files if path.is_file()
-                   for line in path.read_text().splitlines() if line.strip()})
+    return split_sequences(which)
 
 
 def ground_truth_occupancy_sequences():
@@ -44,12 +40,11 @@ def ground_truth_inputs(wildcards):
     if dataset_kind() == "synthetic":
         return [f"{WORLD}/world.json"]
     root = dataset_root()
-    splits = [Path(split_dir()) / f"{name}_files.txt" for name in ("train", "val", "test")]
     return ([f"{root}/calibration/{name}" for name in GROUND_TRUTH_CALIBRATION]
             + [f"{root}/data_poses/{wildcards.seq}/poses.txt",
                f"{root}/data_3d_bboxes/train/{wildcards.seq}.xml",
                f"{root}/data_3d_raw/{wildcards.seq}/velodyne_points/data"]
-            + [str(path) for path in splits if path.is_file()])
+            + split_files())
 
 
 def ground_truth_derived_root(manifest):

@@ -4,7 +4,6 @@
 from vipocc.config import resolve_world_config as _preprocess_resolve_world
 
 PREPROCESS_DERIVED = "results/data/kitti360"
-PREPROCESS_SPLITS = ("train", "val", "test")
 PREPROCESS_CAMERAS = (0, 1, 2, 3)
 
 
@@ -20,12 +19,7 @@ def preprocess_sequences():
         return sorted(seq["name"] for seq in _preprocess_resolve_world(config)["sequences"])
     if dataset_kind() != "kitti360":
         return []
-    split_dir = Path(preprocess_split_dir())
-    files = [split_dir / f"{split}_files.txt" for split in PREPROCESS_SPLITS]
-    if not any(path.is_file() for path in files):
-        raise WorkflowError(f"no KITTI-360 split files ({', '.join(p.name for p in files)}) in {split_dir}")
-    return sorted({line.split()[0] for path in files if path.is_file()
-                   for line in path.read_text().splitlines() if line.strip()})
+    return split_sequences("all")
 
 
 def preprocess_derived_root(manifest):
@@ -47,7 +41,7 @@ def _preprocess_common_inputs(wildcards):
     root = dataset_root()
     names = ("perspective.txt", "calib_cam_to_pose.txt", "calib_cam_to_velo.txt", "image_02.yaml", "image_03.yaml")
     return inputs + [f"{root}/calibration/{name}" for name in names] + [
-        f"{root}/data_poses/{wildcards.seq}/poses.txt"]
+        f"{root}/data_poses/{wildcards.seq}/poses.txt"] + split_files()
 
 
 def preprocess_image_inputs(wildcards):

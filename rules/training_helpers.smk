@@ -35,7 +35,7 @@ def training_inputs(wildcards):
     for key in ("encoder_weights", "depth_encoder_weights"):
         if config["training"][key] is not None:
             inputs.append(config["training"][key])
-    return inputs
+    return inputs + split_files()
 
 
 def training_config(wildcards):

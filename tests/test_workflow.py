@@ -1,4 +1,5 @@
 """The Snakemake workflow itself: lint-clean, the DAG builds, and a bad config fails before any job runs."""
+import csv
 import json
 import math
 import os
@@ -75,5 +76,58 @@ def test_default_target_end_to_end_on_the_smoke_world_and_rerun_does_nothing(tmp
             assert all(v is None or math.isfinite(v) for v in summary["metrics"].values())
     pseudo = json.loads((results / "eval" / "depth_prior" / "pseudo_depth_median" / "summary.json").read_text())
     assert 0 < pseudo["metrics"]["abs_rel"] < 1
+    check_report(results / "report")
     again = snakemake(*args)
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
+    check_one_loss_weight_retrains_one_experiment(args, tmp_path)
+
+
+def _table(path):
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _finite_reproduced(rows, model, columns):
+    row = next(r for r in rows if r["model"] == model and r["quantity"] == "reproduced")
+    return all(math.isfinite(float(row[c])) for c in columns)
+
+
+def check_report(report):
+    """The rendered notebooks hold every paper table (expected rows, finite numbers) and every figure."""
+    for name in ("tables", "figures"):
+        assert (report / f"{name}.ipynb").is_file()
+        assert "<html" in (report / f"{name}.html").read_text()[:2000].lower()
+    index = json.loads((report / "tables" / "tables.json").read_text())
+    assert {t["name"] for t in index["tables"]} >= {"occupancy_4-20", "occupancy_4-50", "depth_kitti360",
+                                                    "pseudo_depth", "ablations"}
+    occupancy = _table(report / "tables" / "occupancy_4-20.csv")
+    scene = ["Scene O_acc", "Scene IE_acc", "Scene IE_rec"]
+    for model in ("bts", "vipocc"):
+        assert _finite_reproduced(occupancy, model, scene)
+        assert any(r["model"] == model and r["quantity"] == "reported" for r in occupancy)
+    reported = next(r for r in occupancy if r["model"] == "vipocc" and r["quantity"] == "reported")
+    assert float(reported["Scene O_acc"]) == 0.927  # the registry's number, placed next to ours
+    depth = _table(report / "tables" / "depth_kitti360.csv")
+    assert {(r["model"], r["setting"]) for r in depth if r["quantity"] == "reproduced"} == {
+        ("vipocc", "rendered"), ("vipocc", "predicted"), ("bts", "rendered")}
+    assert all(_finite_reproduced([r], r["model"], ["Abs Rel", "RMSE"]) for r in depth if r["quantity"] == "reproduced")
+    pseudo = _table(report / "tables" / "pseudo_depth.csv")
+    assert {r["setting"] for r in pseudo if r["quantity"] == "reproduced"} == {"median", "none"}
+    assert (report / "tables" / "occupancy_4-20.tex").read_text().count("\\begin{table") <= 1
+    figures = json.loads((report / "figures" / "figures.json").read_text())
+    assert {"qualitative", "training_curves", "gt_vs_truth", "snog_vs_random", "occupancy_errors_vipocc"} <= set(
+        figures["figures"]), figures.get("skipped")
+    for name, files in figures["figures"].items():
+        assert (report / "figures" / f"{name}.png").stat().st_size > 1000
+        assert (report / "figures" / f"{name}.pdf").is_file()
+
+
+def check_one_loss_weight_retrains_one_experiment(args, tmp_path):
+    """Changing a ViPOcc loss weight plans: train vipocc, its evaluations and the report; BTS stays as it is."""
+    (tmp_path / "weight.yaml").write_text("training: {experiments: {vipocc: {lambda_depth_recon: 0.01}}}\n")
+    plan = snakemake("-n", *args, str(tmp_path / "weight.yaml"))
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+    planned = " ".join(line for line in plan.stdout.splitlines() if line.strip().startswith("output:"))
+    assert "results/train/vipocc/model.pt" in planned and "results/train/bts/model.pt" not in planned
+    assert "results/eval/bts/" not in planned and "results/eval/vipocc/occupancy_4-20/summary.json" in planned
+    assert "results/report/tables.html" in planned and "results/report/figures.html" in planned

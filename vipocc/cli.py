@@ -22,7 +22,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 COMMAND_MODULES = ("vipocc.synthetic.commands", "vipocc.data.commands", "vipocc.data.gt_commands",
                    "vipocc.priors.commands", "vipocc.training.commands", "vipocc.evaluation.commands",
-                   "vipocc.report.commands")
+                   "vipocc.report.commands", "vipocc.data.split_commands")
 
 
 def _print_config(args: argparse.Namespace) -> int:

@@ -41,9 +41,32 @@ def _validator_filling_defaults():
     return jsonschema.validators.extend(base, {"properties": set_defaults})
 
 
+def builtin_experiments(schema: dict | None = None) -> dict:
+    """The built-in training experiments (bts, vipocc, the ablations): the schema default of training.experiments."""
+    schema = schema if schema is not None else load_schema()
+    return copy.deepcopy(schema["properties"]["training"]["properties"]["experiments"]["default"])
+
+
+def merge_builtin_experiments(config: dict, schema: dict | None = None) -> dict:
+    """Update ``config`` in place so that ``training.experiments`` given by the user extends the built-in ones:
+    a block named like a built-in experiment changes only the keys it gives (``vipocc: {lambda_depth_recon: 0.01}``
+    keeps every other ViPOcc setting and leaves bts untouched); a new name is a new experiment (its missing keys take
+    the ViPOcc values from the schema). Returns ``config``."""
+    training = config.get("training") if isinstance(config, dict) else None
+    given = training.get("experiments") if isinstance(training, dict) else None
+    if not isinstance(given, dict):
+        return config
+    merged = builtin_experiments(schema)
+    for name, block in given.items():
+        base = merged.get(name, {})
+        merged[name] = {**base, **block} if isinstance(block, dict) else block
+    training["experiments"] = merged
+    return config
+
+
 def validate_config(config: dict, source: str = "<config>") -> dict:
     """Return a deep copy of `config` with schema defaults filled in; raise ConfigError on any violation."""
-    resolved = copy.deepcopy(config) if config is not None else {}
+    resolved = merge_builtin_experiments(copy.deepcopy(config) if config is not None else {})
     validator = _validator_filling_defaults()(load_schema())
     errors = sorted(validator.iter_errors(resolved), key=lambda e: list(e.absolute_path))
     if errors:

@@ -234,3 +234,62 @@ def test_smoke_world_end_to_end_has_exact_columns(smoke_world, tmp_path):
     for key in ("exact_scene_o_acc", "exact_scene_ie_acc", "exact_scene_ie_rec", "exact_object_o_acc"):
         assert key in rows[0] and key in summary["metrics"]
     assert 0.0 <= summary["metrics"]["scene_o_acc"] <= 1.0
+
+
+# ------------------------------------------------------------------------------------------- saved grids.npz
+
+
+def test_saved_grids_hold_the_scored_maps_and_rescore_to_the_csv_values(gt_root, tmp_path):
+    """grids.npz: the stub's maps come back as ``predicted``, the GT as written (4-20 m rows of the 4-50 m files),
+    and occupancy_scores on the saved maps (hand-made far cut) gives the per-frame CSV values."""
+    from vipocc.evaluation.metrics import occupancy_scores
+    from vipocc.evaluation.occupancy import GRIDS_NPZ, load_occupancy_grids
+    from vipocc.evaluation.records import read_per_frame, write_results
+
+    root, maps, files = gt_root
+    rng = np.random.default_rng(7)
+    predictions = {f: rng.random((160, 80)) < 0.3 for f in (3, 5)}
+    out = tmp_path / "result"
+    rows, summary = evaluate_occupancy(GridLookupField(predictions), _dataset([3, 5]), root, _settings(),
+                                       progress=False, grids_dir=out)
+    write_results(out, rows, summary, provenance={})
+    grids = load_occupancy_grids(out / GRIDS_NPZ)
+    assert grids["seq"].tolist() == [SEQ, SEQ] and grids["frame"].tolist() == [3, 5]
+    assert grids["predicted"].dtype == bool and grids["predicted"].shape == (2, 160, 80)
+    assert np.allclose(grids["z_m"][[0, -1]], [20.0, 4.0]) and np.allclose(grids["x_m"][[0, -1]], [-4.0, 4.0])
+    exact = maps["occupied"].copy()
+    exact[81, 0] = True
+    for i, f in enumerate((3, 5)):
+        np.testing.assert_array_equal(grids["predicted"][i], predictions[f])
+        np.testing.assert_array_equal(grids["gt_occupied"][i], files[f]["occupied"][300:])
+        np.testing.assert_array_equal(grids["gt_visible"][i], files[f]["visible"][300:])
+        np.testing.assert_array_equal(grids["exact_occupied"][i], exact)
+    assert grids["has_exact"].tolist() == [True, True]
+
+    csv_rows = read_per_frame(out / "per_frame.csv")
+    for i, csv_row in enumerate(csv_rows):
+        vis = grids["gt_visible"][i]
+        first_visible_row = int(np.flatnonzero(vis.any(axis=1))[0])
+        kept = slice(max(first_visible_row - 20, 0), None)  # far cut: 2 m = 20 rows beyond the farthest visible
+        for prefix, occupied in (("", grids["gt_occupied"][i]), ("exact_", grids["exact_occupied"][i])):
+            scores = occupancy_scores((occupied & ~vis)[kept], grids["predicted"][i][kept], vis[kept])
+            for key, value in scores.items():
+                assert float(csv_row[f"{prefix}scene_{key}"]) == value, (i, prefix, key)
+
+
+def test_grids_are_optional_and_change_no_metric(gt_root, tmp_path):
+    from vipocc.evaluation.occupancy import GRIDS_NPZ, load_occupancy_grids
+
+    root, maps, _ = gt_root
+    field = GridLookupField({3: maps["occupied"], 5: ~maps["occupied"]})
+    plain = evaluate_occupancy(field, _dataset([3, 5]), root, _settings(exact="off"), progress=False)
+    off = evaluate_occupancy(field, _dataset([3, 5]), root, _settings(exact="off"), progress=False,
+                             save_grids=False, grids_dir=tmp_path / "off")
+    on = evaluate_occupancy(field, _dataset([3, 5]), root, _settings(exact="off"), progress=False,
+                            grids_dir=tmp_path / "on")
+    assert not (tmp_path / "off").exists()
+    assert plain == off == on  # NaN-free here, so == compares every value
+    grids = load_occupancy_grids(tmp_path / "on" / GRIDS_NPZ)
+    assert "exact_occupied" not in grids and "has_exact" not in grids  # exact="off": no exact maps saved
+    with pytest.raises(FileNotFoundError, match="grids.npz"):
+        load_occupancy_grids(tmp_path / "off" / GRIDS_NPZ)

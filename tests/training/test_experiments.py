@@ -68,10 +68,22 @@ def test_unknown_experiment_names_the_configured_ones():
 
 def test_a_user_block_gets_vipocc_defaults_and_its_own_batch_size():
     cfg = config(batch_size=4, experiments={"mine": {"lambda_temporal_alignment": 0.0, "batch_size": 3}})
-    assert experiment_names(cfg) == ["mine"]
+    assert "mine" in experiment_names(cfg) and {"bts", "vipocc"} <= set(experiment_names(cfg))
     s = training_settings(cfg, "mine")
     assert s.batch_size == 3 and s.experiment.loss_weights() == {"rgb": 1.0, "depth_recon": 0.005}
-    # default_experiments still names bts / vipocc, which this mapping no longer has
+    assert default_experiments(cfg) == ["bts", "vipocc"]
+
+
+def test_a_block_named_like_a_builtin_changes_only_its_keys():
+    cfg = config(experiments={"vipocc": {"lambda_depth_recon": 0.01}})
+    vipocc, bts = training_settings(cfg, "vipocc").experiment, training_settings(cfg, "bts").experiment
+    assert vipocc.lambda_depth_recon == 0.01 and vipocc.lambda_temporal_alignment == 0.01
+    assert vipocc.use_depth_branch and vipocc.rid_ablation == "rid"
+    assert bts == training_settings(DEFAULT, "bts").experiment
+
+
+def test_default_experiments_must_be_configured():
+    cfg = config(default_experiments=["bts", "nope"])
     with pytest.raises(ValueError, match="not in training.experiments"):
         default_experiments(cfg)
 
@@ -89,7 +101,7 @@ def test_depth_terms_without_a_depth_branch_are_refused():
 ])
 def test_inconsistent_settings_are_refused(overrides, message):
     cfg = config(**overrides)
-    name = next(iter(cfg["training"]["experiments"]))
+    name = next(iter(overrides.get("experiments", {"bts": None})))
     with pytest.raises(ValueError, match=message):
         training_settings(cfg, name)
 

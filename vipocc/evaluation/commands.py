@@ -271,7 +271,8 @@ def run_occupancy(args: argparse.Namespace) -> int:
     indices = select_indices(len(dataset), args.limit)
     start = time.perf_counter()
     rows, summary = evaluate_occupancy(loaded.network, [dataset[i] for i in indices] if args.limit else dataset,
-                                       info["derived_root"], settings, progress=not args.no_progress)
+                                       info["derived_root"], settings, progress=not args.no_progress,
+                                       grids_dir=args.out)
     seconds = time.perf_counter() - start
     summary = {**summary, "model": args.name, "seconds": round(seconds, 3),
                "frames_per_second": round(len(rows) / seconds, 4) if seconds else None}
