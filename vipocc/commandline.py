@@ -49,15 +49,43 @@ def add_sequence_job_arguments(parser: argparse.ArgumentParser, stage: str | Non
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def recorded_config_hash(manifest: Path) -> str | None:
-    """Config hash of a stage's last complete run (its done-manifest) or of an interrupted one (the .inprogress
-    marker beside it); None when neither exists. A different hash means every frame must be redone."""
-    for path in (manifest, manifest.with_name(manifest.name + ".inprogress")):
+def settings_stamp(manifest: Path) -> Path:
+    """``<manifest>.settings``: the settings the files of a per-sequence job were made with. It is deliberately not a
+    Snakemake output: Snakemake deletes a job's outputs (the done-manifest) before rerunning it, and the stamp is what
+    tells the rerun that the existing files belong to other settings."""
+    return manifest.with_name(manifest.name + ".settings")
+
+
+def _read_stamp(manifest: Path) -> dict | None:
+    for path, mixed in ((settings_stamp(manifest), None), (manifest, False)):
         try:
-            return json.loads(path.read_text())["config_hash"]
+            record = json.loads(path.read_text())
+            return {"config_hash": record["config_hash"], "mixed": bool(record.get("mixed", mixed))}
         except (FileNotFoundError, KeyError, ValueError, TypeError):
             continue
     return None
+
+
+def begin_sequence_job(manifest: Path, digest: str, force: bool = False) -> bool:
+    """Whether a per-sequence job must redo every frame (True) or may skip the frames already written (False).
+
+    Every frame is redone when forced, when the existing files were made with other settings (``digest`` differs
+    from the stamp), or when an earlier run that was already redoing them was interrupted (the folder may still hold
+    files of the old settings). A run of unchanged settings resumes. The stamp is updated before any file is written.
+    """
+    record = _read_stamp(manifest)
+    redo = force or (record is not None and (record["config_hash"] != digest or record["mixed"]))
+    from vipocc.io import write_text
+
+    write_text(settings_stamp(manifest), json.dumps({"config_hash": digest, "mixed": redo}) + "\n")
+    return redo
+
+
+def finish_sequence_job(manifest: Path, digest: str) -> None:
+    """Record that every file of the sequence now belongs to ``digest`` (call after writing the done-manifest)."""
+    from vipocc.io import write_text
+
+    write_text(settings_stamp(manifest), json.dumps({"config_hash": digest, "mixed": False}) + "\n")
 
 
 def limit_threads(threads: int | None) -> None:

@@ -353,3 +353,39 @@ def test_depth_gt_command_manifest_and_config_change(smoke_world, tmp_path):
                                                          SMOKE_SIZE))
     np.testing.assert_array_equal(corrected, lidar_depth_map(scan, calib.T_velo_to_rect[0], calib.K_perspective,
                                                              SMOKE_SIZE, True))
+
+
+def test_config_change_is_seen_after_snakemake_deleted_the_manifest(smoke_world, tmp_path):
+    """Snakemake deletes a job's outputs (the done-manifest) before rerunning it; the settings stamp beside it must
+    still make the rerun redo files of another image size instead of keeping them."""
+    raw = _copy_sequence(smoke_world, tmp_path / "raw")
+    derived = tmp_path / "derived"
+    argv = ["depth-gt", "--seq", TEST_SEQ, "--out", str(derived), "--raw-root", str(raw), "--no-progress"]
+    manifest_path = derived / "manifests" / "depth_gt" / f"{TEST_SEQ}.json"
+    config = {"dataset": {"kind": "synthetic"}, "preprocess": {"image_size": list(SMOKE_SIZE)},
+              "depth_gt": {"cameras": ["image_00"]}}
+    assert _run_cli(*argv, "--config-json", json.dumps(config)) == 0
+    smaller = [SMOKE_SIZE[0] // 2, SMOKE_SIZE[1] // 2]
+    config["preprocess"]["image_size"] = smaller
+    manifest_path.unlink()
+    assert _run_cli(*argv, "--config-json", json.dumps(config)) == 0
+    manifest = json.loads(manifest_path.read_text())
+    assert manifest["written"] == len(manifest["files"]) > 0
+    assert {np.load(derived / f).shape for f in manifest["files"]} == {tuple(smaller)}
+
+
+def test_an_interrupted_recomputation_is_redone_whole(tmp_path):
+    """Stamp logic of begin/finish_sequence_job: same settings resume, other settings redo, and a redo that was
+    interrupted (the folder mixes old and new files) is redone again even with the new settings."""
+    from vipocc.commandline import begin_sequence_job, finish_sequence_job
+
+    manifest = tmp_path / "manifests" / "stage" / "seq.json"
+    assert begin_sequence_job(manifest, "a") is False  # nothing recorded: existing files are trusted
+    finish_sequence_job(manifest, "a")
+    assert begin_sequence_job(manifest, "a") is False
+    finish_sequence_job(manifest, "a")
+    assert begin_sequence_job(manifest, "b") is True  # settings changed ... and the job is killed here
+    assert begin_sequence_job(manifest, "b") is True  # the rerun cannot trust the mix of a and b files
+    finish_sequence_job(manifest, "b")
+    assert begin_sequence_job(manifest, "b") is False
+    assert begin_sequence_job(manifest, "b", force=True) is True

@@ -19,7 +19,8 @@ import logging
 import time
 from pathlib import Path
 
-from vipocc.commandline import add_config_arguments, add_sequence_job_arguments, config_from, limit_threads, recorded_config_hash
+from vipocc.commandline import add_config_arguments, add_sequence_job_arguments, config_from, limit_threads
+from vipocc.commandline import begin_sequence_job, finish_sequence_job
 from vipocc.config import ConfigError, config_hash
 
 log = logging.getLogger("vipocc")
@@ -124,19 +125,16 @@ def depth_gt(args: argparse.Namespace) -> int:
     out = args.manifest or manifest_path(args.out, "depth_gt", args.seq)
     # image_size and filter_behind_camera are not in the file names: files of another config must be redone.
     digest = config_hash(stage_config)
-    previous = recorded_config_hash(out)
-    overwrite = args.overwrite or (previous is not None and previous != digest)
+    overwrite = begin_sequence_job(out, digest, args.overwrite)
     if overwrite and not args.overwrite:
-        log.info("%s: depth GT config changed since the last run: recomputing every frame", args.seq)
-    marker = out.with_name(out.name + ".inprogress")
-    write_json_atomic(marker, {"config_hash": digest})
+        log.info("%s: depth GT config changed since the files were made: recomputing every frame", args.seq)
     start = time.perf_counter()
     stats = depth_gt_sequence(raw_root, args.out, args.seq, frames=_parse_frames(args.frames), image_size=image_size,
                               cameras=block["cameras"], filter_behind_camera=block["filter_behind_camera"],
                               overwrite=overwrite, progress=not args.no_progress)
     seconds = time.perf_counter() - start
     write_json_atomic(out, _done_manifest("depth_gt", args.seq, args.out, stage_config, stats, seconds))
-    marker.unlink(missing_ok=True)
+    finish_sequence_job(out, digest)
     log.info("%s: %d depth maps written, %d up to date, %.1f frames/s -> %s", args.seq, len(stats.written),
              stats.skipped, stats.frames / max(seconds, 1e-9), out)
     return 0

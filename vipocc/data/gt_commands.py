@@ -29,7 +29,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from vipocc.commandline import add_sequence_job_arguments, config_from, recorded_config_hash
+from vipocc.commandline import add_sequence_job_arguments, config_from
+from vipocc.commandline import begin_sequence_job, finish_sequence_job
 from vipocc.config import ConfigError, config_hash
 from vipocc.io import write_text
 
@@ -97,23 +98,20 @@ def _frames(args: argparse.Namespace, split_dir: Path | None, which: str) -> lis
     return sorted({entry.frame for entry in read_split(split_file(split_dir, which)) if entry.seq == args.seq})
 
 
-def _start(manifest: Path, digest: str, overwrite: bool, what: str, seq: str) -> tuple[bool, Path]:
-    """Decide whether every frame must be redone (config changed) and leave an in-progress marker."""
-    previous = recorded_config_hash(manifest)
-    changed = previous is not None and previous != digest
-    if changed and not overwrite:
-        log.info("%s: %s config changed since the last run: recomputing every frame", seq, what)
-    marker = manifest.with_name(manifest.name + ".inprogress")
-    _write_json(marker, {"config_hash": digest})
-    return overwrite or changed, marker
+def _start(manifest: Path, digest: str, overwrite: bool, what: str, seq: str) -> bool:
+    """Whether every frame must be redone (forced, or the files belong to other settings)."""
+    redo = begin_sequence_job(manifest, digest, overwrite)
+    if redo and not overwrite:
+        log.info("%s: %s config changed since the files were made: recomputing every frame", seq, what)
+    return redo
 
 
-def _finish(manifest: Path, marker: Path, payload: dict) -> None:
+def _finish(manifest: Path, payload: dict) -> None:
     from vipocc.provenance import provenance
 
     payload["provenance"] = provenance(payload["config_hash"])
     _write_json(manifest, payload)
-    marker.unlink(missing_ok=True)
+    finish_sequence_job(manifest, payload["config_hash"])
 
 
 def _relative(paths: Sequence[Path], root: Path) -> list[str]:
@@ -159,7 +157,7 @@ def occupancy_gt(args: argparse.Namespace) -> int:
 
     synthetic = config["dataset"]["kind"] == "synthetic"
     scene, scene_path = _oracle_scene(raw_root, args.world, args.seq) if synthetic else (None, None)
-    overwrite, marker = _start(manifest, digest, args.overwrite, "occupancy GT", args.seq)
+    overwrite = _start(manifest, digest, args.overwrite, "occupancy GT", args.seq)
     settings = stage.OccupancyGtSettings.from_config(block)
     start = time.perf_counter()
     stats = stage.occupancy_gt_sequence(raw_root, args.out, args.seq, frames, settings, scene=scene,
@@ -176,7 +174,7 @@ def occupancy_gt(args: argparse.Namespace) -> int:
         files += [json_path, csv_path]
     payload.update(stats.as_dict(), files=_relative(files, Path(args.out)),
                    seconds=round(time.perf_counter() - start, 3))
-    _finish(manifest, marker, payload)
+    _finish(manifest, payload)
     log.info("%s: %d frames computed, %d up to date, scans per frame %s -> %s", args.seq,
              len(frames) - stats.skipped, stats.skipped, sorted(set(stats.scans_used.values())), manifest)
     return 0
@@ -204,13 +202,13 @@ def voxel_gt(args: argparse.Namespace) -> int:
         raise ConfigError("voxel_gt.source 'generate' needs the exact oracle of the synthetic world; for real "
                           "KITTI-360 set voxel_gt.source: path and voxel_gt.path to the SSCBench-KITTI-360 folder")
     scene, scene_path = _oracle_scene(raw_root, args.world, args.seq)
-    overwrite, marker = _start(manifest, digest, args.overwrite, "voxel GT", args.seq)
+    overwrite = _start(manifest, digest, args.overwrite, "voxel GT", args.seq)
     start = time.perf_counter()
     stats = vg.voxel_gt_sequence(raw_root, args.out, args.seq, frames, scene, scene_path=scene_path,
                                  overwrite=overwrite, progress=not args.no_progress)
     payload.update(stats.as_dict(), layout=layout, files=_relative(stats.outputs, Path(args.out)),
                    seconds=round(time.perf_counter() - start, 3))
-    _finish(manifest, marker, payload)
+    _finish(manifest, payload)
     log.info("%s: %d voxel frames computed, %d up to date -> %s", args.seq, len(frames) - stats.skipped,
              stats.skipped, manifest)
     return 0

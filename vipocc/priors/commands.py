@@ -17,7 +17,7 @@ Cameras: ``priors.depth.cameras`` (+ image_02/03 with ``priors.depth.fisheye``) 
 ``priors.snog.cameras`` for the instances and the anchors (SNOG samples from the detections of the same view).
 Settings come from the ``priors`` config block (and ``preprocess.image_size`` / ``fisheye_rotation``, which name
 the folders). A job whose settings changed since the last run (the manifest or an interrupted run's
-``.inprogress`` marker records the hash) redoes every frame; otherwise finished frames are skipped.
+``<manifest>.settings`` stamp, which Snakemake does not delete, records the hash) redoes every frame; otherwise finished frames are skipped.
 The synthetic world's oracle (for the simulated backends and the figure) is read from the folder holding
 world.json: by default the parent of the dataset root (results/world), or ``--world``.
 """
@@ -29,7 +29,8 @@ import logging
 import time
 from pathlib import Path
 
-from vipocc.commandline import add_sequence_job_arguments, config_from, limit_threads, recorded_config_hash
+from vipocc.commandline import add_sequence_job_arguments, config_from, limit_threads
+from vipocc.commandline import begin_sequence_job, finish_sequence_job
 from vipocc.config import ConfigError, config_hash
 
 log = logging.getLogger("vipocc")
@@ -112,12 +113,9 @@ def _run_stage(args: argparse.Namespace, stage: str, stage_config: dict, prior: 
 
     out = args.manifest or manifest_path(args.out, stage, args.seq)
     digest = config_hash(stage_config)
-    previous = recorded_config_hash(out)
-    overwrite = args.overwrite or (previous is not None and previous != digest)
+    overwrite = begin_sequence_job(out, digest, args.overwrite)
     if overwrite and not args.overwrite:
-        log.info("%s %s: settings changed since the last run: recomputing every frame", stage, args.seq)
-    marker = out.with_name(out.name + ".inprogress")
-    _write_json(marker, {"config_hash": digest})
+        log.info("%s %s: settings changed since the files were made: recomputing every frame", stage, args.seq)
     start = time.perf_counter()
     stats = job(overwrite)
     seconds = time.perf_counter() - start
@@ -125,7 +123,7 @@ def _run_stage(args: argparse.Namespace, stage: str, stage_config: dict, prior: 
     _write_json(out, {"stage": stage, "seq": args.seq, "config_hash": digest, "config": stage_config,
                       "prior": prior, **stats.as_dict(), "seconds": round(seconds, 3), "files": files,
                       "provenance": provenance(digest)})
-    marker.unlink(missing_ok=True)
+    finish_sequence_job(out, digest)
     rate = stats.images_per_second
     log.info("%s %s: %d written, %d up to date (%s), %s%s -> %s", stage, args.seq, stats.written, stats.skipped,
              prior["backend"], "SIMULATED prior, " if prior.get("simulated") else "",
