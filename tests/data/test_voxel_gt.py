@@ -1,9 +1,12 @@
 """Voxel GT: grid geometry by hand, camera visibility against an analytic wall, labels vs the oracle on random
-voxels of a smoke-world frame, visible voxels are free, resumability, and both reader layouts (ours and SSCBench's
-match-file indirection) including the errors."""
+voxels of a smoke-world frame, visible voxels are free, the fast labels / visibility equal the previous plain
+algorithm (tests/data/reference_voxel_gt.py) bit for bit, resumability, and both reader layouts (ours and
+SSCBench's match-file indirection) including the errors."""
 
 import argparse
+import importlib.util
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,10 +17,21 @@ from vipocc.data.gt_commands import register
 from vipocc.data.poses import load_poses
 from vipocc.synthetic.oracle import WorldOracle
 from vipocc.synthetic.raycast import Raycaster
-from vipocc.synthetic.scene import Scene, box_solid
+from vipocc.synthetic.scene import Scene, box_solid, convex_solid, yaw_axes
 
 SEQ = "2013_05_28_drive_0004_sync"
 FRAME = 4
+
+
+def _load_reference():
+    path = Path(__file__).resolve().parent / "reference_voxel_gt.py"
+    spec = importlib.util.spec_from_file_location("reference_voxel_gt_oracle", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+reference = _load_reference()
 
 
 def centre(i: int, j: int, k: int) -> np.ndarray:
@@ -60,6 +74,65 @@ def test_camera_visibility_of_voxels_behind_an_analytic_wall():
     # without the slab, voxels outside the world's xy extent (the wall's) are unknown
     alone = vg.voxel_labels(Scene.from_solids([wall]), np.eye(4))
     assert alone[120, 128, 12] == vg.UNKNOWN and alone[91, 128, 12] == vg.UNKNOWN and alone[93, 128, 12] == 11
+
+
+def pose(yaw: float, pitch: float, roll: float, translation) -> np.ndarray:
+    """[4, 4] rigid transform: R = Rz(yaw) Ry(pitch) Rx(roll), then the translation."""
+    cz, sz, cy, sy, cx, sx = np.cos(yaw), np.sin(yaw), np.cos(pitch), np.sin(pitch), np.cos(roll), np.sin(roll)
+    T = np.eye(4)
+    T[:3, :3] = (np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]]) @ np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
+                 @ np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]]))
+    T[:3, 3] = translation
+    return T
+
+
+def tricky_scene() -> Scene:
+    """Overlapping solids of several shapes; in the identity pose the building's faces and the road's top lie on
+    planes of voxel centres (x = 19.5 at i = 92, y = -3.5 / 3.5 at j = 110 / 145, z = 0 at k = 12)."""
+    crown = np.random.default_rng(5).normal(size=(40, 3)) * [2.0, 2.5, 1.5] + [21.0, -6.0, 3.0]
+    return Scene.from_solids([
+        box_solid(np.array([14.0, 2.0, 0.7]), np.array([4.2, 1.8, 1.6]), 0.3, semantic=26, material=3),  # sunk car
+        convex_solid(crown, semantic=21, material=6),
+        box_solid(np.array([22.5, 0.0, 1.0]), np.array([6.0, 7.0, 2.0]), semantic=11, material=2),  # on-grid faces
+        box_solid(np.array([24.0, 2.0, 1.5]), np.array([3.0, 3.0, 3.0]), semantic=0, material=2),  # class-less
+        box_solid(np.array([0.0, 0.0, -1.0]), np.array([200.0, 200.0, 2.0]), semantic=7, material=0),  # road
+        box_solid(np.array([-3.0, 10.0, 1.0]), np.array([12.0, 2.0, 2.0]), 0.05, semantic=11, material=2),
+        box_solid(np.array([500.0, 0.0, 1.0]), np.array([2.0, 2.0, 2.0]), semantic=17, material=7),  # off the grid
+        convex_solid(np.array([[30, -20, 0], [34, -20, 0], [30, -16, 0], [30, -20, 5.0]]) @ yaw_axes(0.2).T,
+                     semantic=8, material=1),  # a tetrahedron
+    ])
+
+
+@pytest.mark.parametrize(("velo_to_world", "chunk"), [(np.eye(4), None),
+                                                     (pose(0.4, 0.02, -0.01, [3.3, -1.7, 0.25]), 5000)],
+                         ids=["on-grid", "tilted-small-batches"])
+def test_labels_equal_the_plain_oracle_algorithm(velo_to_world, chunk, monkeypatch):
+    if chunk is not None:  # many small batches of solids instead of one per shape
+        monkeypatch.setattr(vg, "_CHUNK_PLANES", chunk)
+    scene = tricky_scene()
+    labels = vg.voxel_labels(scene, velo_to_world)
+    np.testing.assert_array_equal(labels, reference.reference_labels(scene, velo_to_world))
+    assert {1, 7, 8, 11, 21, 26} <= set(np.unique(labels).tolist())
+    if np.array_equal(velo_to_world, np.eye(4)):
+        # centres on the building's faces and on the road's top belong to them (closed solids)
+        assert labels[92, 128, 15] == 11 and labels[91, 128, 15] == 0 and labels[110, 110, 15] == 11
+        assert labels[93, 145, 15] == 11 and labels[93, 146, 15] == 0 and labels[40, 128, 12] == 7
+        assert labels[40, 128, 13] == 0
+
+
+def test_visibility_skipping_occupied_voxels_equals_casting_every_voxel():
+    scene = tricky_scene()
+    velo_to_world = pose(0.4, 0.02, -0.01, [3.3, -1.7, 0.25])
+    velo_to_cam = np.array([[0, -1, 0, 0], [0, 0, -1, 1.0], [1, 0, 0, 0], [0, 0, 0, 1]])  # camera 1 m up
+    cam_to_world = velo_to_world @ np.linalg.inv(velo_to_cam)
+    K = np.array([[2.5, 0, 0.05], [0, 6.0, -0.1], [0, 0, 1]])  # a narrow view: fewer reference rays
+    labels = vg.voxel_labels(scene, velo_to_world)
+    fast = vg.camera_visible_mask(Raycaster(scene), cam_to_world, K, velo_to_world, (labels != 0) & (labels != 255))
+    np.testing.assert_array_equal(fast, reference.reference_visible(Raycaster(scene), cam_to_world, K,
+                                                                    velo_to_world))
+    assert 0.05 < fast.mean() < 0.9 and not (fast & (labels != 0)).any()
+    with pytest.raises(ValueError, match="occupied"):
+        vg.camera_visible_mask(Raycaster(scene), cam_to_world, K, velo_to_world, np.zeros((256, 256), bool))
 
 
 @pytest.fixture(scope="module")
@@ -110,6 +183,19 @@ def test_visible_voxels_are_free_and_seen_from_image_00(smoke_world, smoke_voxel
     # and occlusion happens: free voxels in view behind the buildings are hidden
     in_view_free_hidden = (labels == 0) & ~visible
     assert in_view_free_hidden.sum() > 10_000
+
+
+def test_written_frame_equals_the_plain_oracle_algorithm(smoke_world, smoke_voxels):
+    raw = smoke_world / "kitti360"
+    calibration, poses = load_calibration(raw), load_poses(raw, SEQ)
+    imu_to_world = poses.imu_to_world[poses.index_of(FRAME)]
+    velo_to_world = imu_to_world @ calibration.T_velo_to_pose
+    scene = WorldOracle(smoke_world).scene(SEQ)
+    labels = np.load(vg.label_path(smoke_voxels / "voxel_gt", SEQ, FRAME))
+    visible = np.load(vg.visible_mask_path(smoke_voxels / "voxel_gt", SEQ, FRAME))
+    np.testing.assert_array_equal(labels, reference.reference_labels(scene, velo_to_world))
+    np.testing.assert_array_equal(visible, reference.reference_visible(
+        Raycaster(scene), imu_to_world @ calibration.view_to_pose(0), calibration.K_perspective, velo_to_world))
 
 
 def test_second_run_writes_nothing(smoke_world, smoke_voxels):

@@ -1,14 +1,15 @@
 """The voxel evaluator (the fork's eval_voxel): perfect / empty predictions with hand-counted scores, the
-under-ground relabelling, the frustum, and the object mask of 1.5x-scaled boxes."""
+under-ground relabelling, the frustum, the object mask of 1.5x-scaled boxes, and the grid box mask (tests only the
+voxels near each box) against the plain test of every centre."""
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from vipocc.data.voxel_gt import VOXEL_ORIGIN, VOXEL_SHAPE, VOXEL_SIZE
+from vipocc.data.voxel_gt import VOXEL_ORIGIN, VOXEL_SHAPE, VOXEL_SIZE, voxel_centers
 from vipocc.evaluation.voxel import (VoxelSettings, evaluate_voxel, fix_under_ground, in_frustum,
-                                     points_in_boxes)
+                                     points_in_boxes, voxels_in_boxes)
 
 # velodyne (x forward, y left, z up) -> camera (x right, y down, z forward)
 VELO_TO_CAM = np.array([[0, -1, 0, 0], [0, 0, -1, 0], [1, 0, 0, 0], [0, 0, 0, 1]], dtype=np.float32)
@@ -86,6 +87,29 @@ def test_points_in_scaled_rotated_box():
                        [10.6, 0, 0]])
     np.testing.assert_array_equal(points_in_boxes(points, center, whl, R[None]), [1, 0, 0, 0, 1, 0, 0])
     np.testing.assert_array_equal(points_in_boxes(points, center, whl, R[None], 1.5), [1, 1, 1, 0, 1, 1, 1])
+
+
+def test_grid_box_mask_equals_testing_every_centre():
+    # a tilted velodyne -> camera transform and rotated boxes: near the camera, straddling the grid's edges, far off
+    yaw, pitch = 0.3, 0.05
+    tilt = np.array([[np.cos(yaw), -np.sin(yaw), 0], [np.sin(yaw), np.cos(yaw), 0], [0, 0, 1]]) @ np.array(
+        [[np.cos(pitch), 0, np.sin(pitch)], [0, 1, 0], [-np.sin(pitch), 0, np.cos(pitch)]])
+    velo_to_cam = VELO_TO_CAM.astype(np.float64) @ np.block([[tilt, np.array([[0.3], [-0.2], [1.1]])],
+                                                             [np.zeros((1, 3)), np.ones((1, 1))]])
+    centers = np.concatenate([voxel_centers(), np.ones((len(voxel_centers()), 1))], axis=1).astype(np.float32)
+    points = (centers @ velo_to_cam.astype(np.float32).T)[:, :3]
+    angles = np.array([0.0, 0.7, -1.2, 2.0, 0.4])
+    rotation = np.stack([[[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]] for a in angles])
+    boxes = {"center": np.array([[0.0, 1.0, 6.0], [-24.0, 0.5, 20.0], [3.0, 3.5, 52.0], [0.0, 0.0, 400.0],
+                                 [5.0, 1.2, 15.0]]),
+             "whl": np.array([[1.8, 1.5, 4.2], [2.0, 3.0, 6.0], [1.8, 1.5, 4.2], [2.0, 2.0, 2.0], [0.4, 0.4, 0.4]]),
+             "rotation": rotation}
+    expected = points_in_boxes(points, boxes["center"], boxes["whl"], boxes["rotation"], 1.5)
+    np.testing.assert_array_equal(voxels_in_boxes(points, velo_to_cam, boxes, 1.5).reshape(-1), expected)
+    assert expected.sum() > 1000
+    flat = {key: value[:1] for key, value in boxes.items()} | {"rotation": np.zeros((1, 3, 3))}
+    np.testing.assert_array_equal(voxels_in_boxes(points, velo_to_cam, flat).reshape(-1),  # singular: plain test
+                                  points_in_boxes(points, flat["center"], flat["whl"], flat["rotation"]))
 
 
 def test_perfect_and_empty_predictions():

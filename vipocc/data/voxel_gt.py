@@ -9,14 +9,19 @@ Labels (uint8 ``[256, 256, 32]``): 0 = empty, 255 = unknown, anything else = occ
 19-class learning ids there; the synthetic writer stores the KITTI-360 label id of the solid containing the voxel
 *centre* (car 26, road 7, building 11, ...; 1 for a solid without a class), and 255 for centres outside the xy
 extent of the modelled world (the union of the scene's solid bounds). The fork's evaluator only tests
-``label != 0 and label != 255``, so both encodings score the same.
+``label != 0 and label != 255``, so both encodings score the same. The containing solid is exactly what the
+oracle ``Scene.solid_at`` says for the centre, but it is found per (solid, voxel column) from the face planes (a
+convex solid meets a column of centres in an interval) and only centres within 1e-6 m of a face go to the oracle:
+~0.4 s instead of ~3 s per frame on the default world (one core).
 
 Visible mask (bool ``[256, 256, 32]``, synthetic writer): a voxel is visible if its centre lies inside image_00's
 view (z > 0 and the normalised projection within [-1, 1]^2) and the camera ray through the centre reaches it before
-hitting any surface (the exact Embree ray cast of :mod:`vipocc.synthetic.raycast`, one ray per in-view voxel;
+hitting any surface (the exact Embree ray cast of :mod:`vipocc.synthetic.raycast`, one ray per in-view free voxel;
 a centre on a surface or within 1e-6 m in front of it counts as hidden). So a visible voxel is free by
-construction. This is camera visibility of the evaluated image, like the fork's ``make_vis_mask`` (which marches
-pixel rays and also marks the first occupied voxel); we test voxel centres exactly instead of marching rays.
+construction: the writer casts no ray to occupied voxels (about half of those in view), whose line of sight must
+cross their solid's boundary first. This is camera visibility of the evaluated image, like the fork's
+``make_vis_mask`` (which marches pixel rays and also marks the first occupied voxel); we test voxel centres exactly
+instead of marching rays.
 
 Layouts read by :class:`VoxelGtReader`:
 
@@ -66,6 +71,9 @@ MATCH_FILE = "kitti_360_match.txt"
 SSCBENCH_LABEL_STRIDE = 5  # SSCBench labels every 5th frame of its frame list
 _HIDDEN_MARGIN = 1e-6  # metres: a centre this close in front of a surface counts as hidden
 _CHUNK = 1 << 19  # voxels per ray-cast chunk
+_BAND_M = 1e-6  # metres: plane distances within this of 0 are left to the exact oracle (its tolerance: 1e-9 m)
+_INDEX_PAD_M = 1e-3  # metres: AABB growth before the column ranges (the oracle grows them by 1e-6)
+_CHUNK_PLANES = 1 << 21  # (solid column, face) pairs per vectorised step of voxel_labels
 
 
 # --------------------------------------------------------------------------------------------------- geometry
@@ -89,12 +97,114 @@ def _transform(T: np.ndarray, points: np.ndarray) -> np.ndarray:
     return points @ T[:3, :3].T + T[:3, 3]
 
 
+def _column_boxes(scene: Scene, velo_to_world: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Conservative (i, j) column ranges of every solid: lo, hi int64 [S, 2] (inclusive, clipped to the grid; a
+    solid with lo > hi misses the grid). A voxel outside its solid's range is > 1 voxel outside the solid's AABB."""
+    signs = np.indices((2, 2, 2)).reshape(3, -1).T.astype(bool)  # [8, 3] corner selectors
+    grown = scene.aabb + np.array([[-_INDEX_PAD_M], [_INDEX_PAD_M]])
+    corners = np.where(signs[None], grown[:, None, 1], grown[:, None, 0])  # [S, 8, 3] world
+    velo = _transform(np.linalg.inv(np.asarray(velo_to_world, dtype=np.float64)), corners)
+    index = (velo[..., :2] - np.asarray(VOXEL_ORIGIN[:2])) / VOXEL_SIZE - 0.5  # continuous (i, j) of the corners
+    lo = np.maximum(np.floor(index.min(axis=1)).astype(np.int64) - 1, 0)
+    hi = np.minimum(np.ceil(index.max(axis=1)).astype(np.int64) + 1, np.asarray(VOXEL_SHAPE[:2]) - 1)
+    return lo, hi
+
+
+def _plane_coefficients(planes: np.ndarray, velo_to_world: np.ndarray) -> np.ndarray:
+    """Signed plane distance of voxel (i, j, k) as an affine function a_i i + a_j j + a_k k + b (metres).
+
+    planes float64 [..., 4] world planes (n, d); returns float64 [..., 4] = (a_i, a_j, a_k, b). Exact up to
+    rounding (~1e-12 m for world coordinates within a few km), far below the 1e-6 m band it is used with."""
+    T = np.asarray(velo_to_world, dtype=np.float64)
+    normal_velo = planes[..., :3] @ T[:3, :3]  # R^T n: the normal in the velodyne frame
+    first_centre = np.asarray(VOXEL_ORIGIN) + 0.5 * VOXEL_SIZE
+    offset = normal_velo @ first_centre + planes[..., :3] @ T[:3, 3] + planes[..., 3]
+    return np.concatenate([normal_velo * VOXEL_SIZE, offset[..., None]], axis=-1)
+
+
+def _k_interval(const: np.ndarray, slope: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """Inclusive k range [lo, hi] (int64 [P], clipped to the column, empty when lo > hi) where every plane of the
+    row has const + slope * k <= threshold; const, slope float64 [P, F] (one row per solid column)."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        bound = (threshold - const) / slope  # k where the plane's distance crosses the threshold
+    upper = np.where(slope > 0, np.floor(bound), np.inf).min(axis=1)
+    lower = np.where(slope < 0, np.ceil(bound), -np.inf).max(axis=1)
+    blocked = ((slope == 0) & (const > threshold)).any(axis=1)  # a plane parallel to the column, column outside
+    depth = VOXEL_SHAPE[2]
+    lo = np.clip(lower, 0, depth).astype(np.int64)
+    hi = np.where(blocked, -1, np.clip(upper, -1, depth - 1)).astype(np.int64)
+    return lo, hi
+
+
+def _columns_of(solids: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every column of the column ranges of `solids` [B], enumerated without a loop: (position in `solids`, i, j),
+    int64 [P] each."""
+    span = hi[solids] - lo[solids] + 1
+    count = span[:, 0] * span[:, 1]
+    row = np.repeat(np.arange(len(solids)), count)
+    n = np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)  # n-th column of its solid
+    return row, lo[solids[row], 0] + n // span[row, 1], lo[solids[row], 1] + n % span[row, 1]
+
+
+def _voxel_solids(scene: Scene, velo_to_world: np.ndarray, world: np.ndarray) -> np.ndarray:
+    """int32 [V]: ``scene.solid_at(world)`` for the voxel centres `world` [V, 3] of the grid posed by
+    `velo_to_world`, bit for bit, without testing every centre against every nearby solid.
+
+    Voxel centres on one (i, j) column lie on a line, and a convex solid meets a line in an interval, so per
+    (solid, column) two k intervals follow from the face planes (affine in i, j, k): centres inside every plane by
+    more than _BAND_M (surely inside) and centres within _BAND_M of inside (possibly inside). Surely-inside
+    centres are inside for the exact test too (its tolerance and rounding are << _BAND_M), centres outside the
+    possible interval are outside for it; a voxel with a possible-but-not-sure solid is given to the exact oracle.
+    Every other voxel gets the lowest surely-containing solid, as solid_at does.
+    """
+    n_voxels, n_solids = len(world), scene.n_solids
+    best = np.full(n_voxels, n_solids, np.int32)  # n_solids = no containing solid
+    uncertain = np.zeros(n_voxels, bool)
+    lo, hi = _column_boxes(scene, velo_to_world)
+    in_grid = (lo <= hi).all(axis=1)
+    columns = np.prod(hi - lo + 1, axis=1)
+    for n_faces in np.unique(scene.n_faces[in_grid]):  # one pass per solid shape (box, prism, crown, ...)
+        group = np.flatnonzero(in_grid & (scene.n_faces == n_faces))
+        # Batches of solids with at most _CHUNK_PLANES (column, face) pairs (or one big solid) bound the buffers.
+        batch = np.cumsum(columns[group]) * int(n_faces) // _CHUNK_PLANES
+        for solids in np.split(group, np.flatnonzero(np.diff(batch)) + 1):
+            coefficients = _plane_coefficients(scene.planes[solids, :n_faces], velo_to_world)  # [B, F, 4]
+            row, i, j = _columns_of(solids, lo, hi)
+            _paint_columns(coefficients[row], solids[row], i, j, best, uncertain)
+    result = np.where(best < n_solids, best, -1).astype(np.int32)
+    if uncertain.any():
+        result[uncertain] = scene.solid_at(world[uncertain])
+    return result
+
+
+def _paint_columns(coefficients: np.ndarray, solid: np.ndarray, i: np.ndarray, j: np.ndarray, best: np.ndarray,
+                   uncertain: np.ndarray) -> None:
+    """Lower `best` [V] to `solid` on the surely-inside voxels of each (solid, i, j) column and flag the
+    possibly-inside rest in `uncertain` [V]; coefficients float64 [P, F, 4] from _plane_coefficients."""
+    const = coefficients[..., 0] * i[:, None] + coefficients[..., 1] * j[:, None] + coefficients[..., 3]
+    slope = coefficients[..., 2]
+    sure_lo, sure_hi = _k_interval(const, slope, -_BAND_M)
+    maybe_lo, maybe_hi = _k_interval(const, slope, _BAND_M)
+    length = np.maximum(maybe_hi - maybe_lo + 1, 0)
+    row = np.repeat(np.arange(len(solid)), length)
+    k = maybe_lo[row] + np.arange(len(row)) - np.repeat(np.cumsum(length) - length, length)
+    flat = (i[row] * VOXEL_SHAPE[1] + j[row]) * VOXEL_SHAPE[2] + k
+    sure = (k >= sure_lo[row]) & (k <= sure_hi[row])
+    np.minimum.at(best, flat[sure], solid[row[sure]].astype(np.int32))
+    uncertain[flat[~sure]] = True
+
+
 def voxel_labels(scene: Scene, velo_to_world: np.ndarray) -> np.ndarray:
     """uint8 [256, 256, 32] labels of the voxel grid of a frame whose velodyne -> world pose is `velo_to_world`
     [4, 4]: KITTI-360 label id of the solid containing each voxel centre (1 if the solid has none), 0 = free,
-    255 = centre outside the xy extent of the scene's solids."""
-    world = _transform(velo_to_world, voxel_centers())
-    solid = scene.solid_at(world)
+    255 = centre outside the xy extent of the scene's solids. The containing solid is ``scene.solid_at`` of the
+    centre, bit for bit (computed per solid column, see :func:`_voxel_solids`)."""
+    return _labels_at(scene, velo_to_world, _transform(velo_to_world, voxel_centers()))
+
+
+def _labels_at(scene: Scene, velo_to_world: np.ndarray, world: np.ndarray) -> np.ndarray:
+    """voxel_labels given the voxel centres `world` [V, 3] (world frame) of the grid posed by `velo_to_world`."""
+    solid = _voxel_solids(scene, velo_to_world, world)
     semantic = scene.solid_semantic[np.maximum(solid, 0)]
     semantic = np.where((semantic <= EMPTY) | (semantic >= UNKNOWN), OCCUPIED_UNCLASSIFIED, semantic)
     labels = np.where(solid >= 0, semantic, EMPTY)
@@ -103,20 +213,32 @@ def voxel_labels(scene: Scene, velo_to_world: np.ndarray) -> np.ndarray:
     return np.where(outside, UNKNOWN, labels).astype(np.uint8).reshape(VOXEL_SHAPE)
 
 
-def camera_visible_mask(caster: Raycaster, cam_to_world: np.ndarray, K_norm: np.ndarray, velo_to_world: np.ndarray
-                        ) -> np.ndarray:
+def camera_visible_mask(caster: Raycaster, cam_to_world: np.ndarray, K_norm: np.ndarray, velo_to_world: np.ndarray,
+                        occupied: np.ndarray | None = None) -> np.ndarray:
     """bool [256, 256, 32]: the voxel centre is in the camera's view and seen by it (see the module docstring).
 
     cam_to_world: [4, 4] camera (x right, y down, z forward) -> world; K_norm: [3, 3] intrinsics normalised to
-    [-1, 1]; velo_to_world: [4, 4] pose of the voxel grid's velodyne frame.
+    [-1, 1]; velo_to_world: [4, 4] pose of the voxel grid's velodyne frame. occupied: optional bool
+    [256, 256, 32] of voxels whose centre lies in a solid (labels not in {0, 255}): these are hidden without a
+    ray (the line of sight must cross the solid's boundary first), which saves their ray casts.
     """
-    centers_world = _transform(velo_to_world, voxel_centers())
+    if occupied is not None and np.shape(occupied) != VOXEL_SHAPE:
+        raise ValueError(f"occupied: expected shape {VOXEL_SHAPE}, got {np.shape(occupied)}")
+    return _visible_at(caster, cam_to_world, K_norm, _transform(velo_to_world, voxel_centers()), occupied)
+
+
+def _visible_at(caster: Raycaster, cam_to_world: np.ndarray, K_norm: np.ndarray, centers_world: np.ndarray,
+                occupied: np.ndarray | None) -> np.ndarray:
+    """camera_visible_mask given the voxel centres `centers_world` [V, 3] (world frame)."""
     centers_cam = _transform(np.linalg.inv(np.asarray(cam_to_world, dtype=np.float64)), centers_world)
     projected = centers_cam @ np.asarray(K_norm, dtype=np.float64).T
     z = centers_cam[:, 2]
     with np.errstate(divide="ignore", invalid="ignore"):
         u, v = projected[:, 0] / projected[:, 2], projected[:, 1] / projected[:, 2]
-    in_view = np.flatnonzero((z > 0) & (np.abs(u) <= 1) & (np.abs(v) <= 1))
+    in_view = (z > 0) & (np.abs(u) <= 1) & (np.abs(v) <= 1)
+    if occupied is not None:
+        in_view &= ~np.asarray(occupied, dtype=bool).reshape(-1)
+    in_view = np.flatnonzero(in_view)
     origin = np.asarray(cam_to_world, dtype=np.float64)[:3, 3]
     visible = np.zeros(len(centers_world), dtype=bool)
     for start in range(0, len(in_view), _CHUNK):  # chunks bound the ray buffers, not a per-voxel loop
@@ -234,9 +356,11 @@ def voxel_gt_sequence(raw_root: str | os.PathLike, derived_root: str | os.PathLi
         caster = caster or Raycaster(scene)
         imu_to_world = poses.imu_to_world[index]
         velo_to_world = imu_to_world @ calibration.T_velo_to_pose
-        save_npy(outputs[0], voxel_labels(scene, velo_to_world))
-        save_npy(outputs[1], camera_visible_mask(caster, imu_to_world @ calibration.view_to_pose(0),
-                                                 calibration.K_perspective, velo_to_world))
+        world = _transform(velo_to_world, voxel_centers())  # shared by labels and visibility
+        labels = _labels_at(scene, velo_to_world, world)
+        save_npy(outputs[0], labels)
+        save_npy(outputs[1], _visible_at(caster, imu_to_world @ calibration.view_to_pose(0),
+                                         calibration.K_perspective, world, (labels != EMPTY) & (labels != UNKNOWN)))
         stats.seconds += time.perf_counter() - start
         stats.written.extend(outputs)
     return stats

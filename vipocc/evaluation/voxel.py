@@ -36,12 +36,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from vipocc.data.voxel_gt import EMPTY, UNKNOWN, VOXEL_SHAPE, voxel_centers
+from vipocc.data.voxel_gt import EMPTY, UNKNOWN, VOXEL_ORIGIN, VOXEL_SHAPE, VOXEL_SIZE, voxel_centers
 from vipocc.evaluation.metrics import occupancy_scores
 from vipocc.evaluation.occupancy import encode_view0, field_of, query_density, resolve_device, summarize
 
 __all__ = ["VoxelSettings", "evaluate_voxel", "score_voxels", "fix_under_ground", "in_frustum", "points_in_boxes",
-           "VOXEL_COUNT_KEYS"]
+           "voxels_in_boxes", "VOXEL_COUNT_KEYS"]
 
 FRUSTUM_EPS = 1e-4  # m, the fork's minimum camera depth
 VOXEL_COUNT_KEYS = ("tp", "fp", "fn")
@@ -123,6 +123,40 @@ def points_in_boxes(points: np.ndarray, center: np.ndarray, whl: np.ndarray, rot
         local = (points - c) @ R  # R^T (p - c) as row vectors
         inside |= np.all(np.abs(local) < size * scale / 2, axis=1)
     return inside
+
+
+def voxels_in_boxes(points: np.ndarray, velo_to_cam: np.ndarray, boxes: Mapping[str, np.ndarray],
+                    scale: float = 1.0) -> np.ndarray:
+    """bool [256, 256, 32]: :func:`points_in_boxes` of the voxel centres, testing only the voxels near a box.
+
+    points [V, 3]: the centres of the SSCBench grid in the box frame (``voxellidar2c`` applied, row-major over
+    [i, j, k]); velo_to_cam [4, 4]: that transform; boxes: ``center`` [N, 3], ``whl`` [N, 3], ``rotation``
+    [N, 3, 3] as points_in_boxes. Each scaled box's corners are mapped back to voxel indices; only the voxels of
+    that index block (grown by a voxel, far more than the float32 rounding of `points`) are tested, with the very
+    same points_in_boxes arithmetic, so the result equals points_in_boxes on all centres.
+    """
+    center, whl = np.asarray(boxes["center"], np.float64), np.asarray(boxes["whl"], np.float64)
+    rotation = np.asarray(boxes["rotation"], np.float64)
+    signs = np.indices((2, 2, 2)).reshape(3, -1).T * 2.0 - 1.0  # [8, 3] corners of the unit cube
+    try:  # points_in_boxes keeps |R^T (p - c)| < s / 2, i.e. p = c + R^-T u with |u| < s / 2
+        to_frame = np.linalg.inv(rotation).transpose(0, 2, 1)
+        cam_to_velo = np.linalg.inv(np.asarray(velo_to_cam, np.float64))
+    except np.linalg.LinAlgError:  # degenerate box or transform: test every voxel
+        return points_in_boxes(points, center, whl, rotation, scale).reshape(VOXEL_SHAPE)
+    corners = center[:, None] + np.einsum("nij,nkj->nki", to_frame, signs[None] * whl[:, None] * scale / 2)
+    velo = corners @ cam_to_velo[:3, :3].T + cam_to_velo[:3, 3]
+    index = (velo - np.asarray(VOXEL_ORIGIN)) / VOXEL_SIZE - 0.5  # continuous voxel index of each corner
+    if not np.isfinite(index).all():  # a box with non-finite numbers: test every voxel
+        return points_in_boxes(points, center, whl, rotation, scale).reshape(VOXEL_SHAPE)
+    low = np.clip(np.floor(index.min(axis=1)) - 1, 0, np.asarray(VOXEL_SHAPE)).astype(np.int64)
+    high = np.clip(np.ceil(index.max(axis=1)) + 2, 0, np.asarray(VOXEL_SHAPE)).astype(np.int64)  # exclusive
+    near = np.zeros(VOXEL_SHAPE, bool)
+    for (i0, j0, k0), (i1, j1, k1) in zip(low, high):  # one block per box (a handful per frame)
+        near[i0:i1, j0:j1, k0:k1] = True
+    chosen = np.flatnonzero(near)
+    inside = np.zeros(near.size, bool)
+    inside[chosen] = points_in_boxes(points[chosen], center, whl, rotation, scale)
+    return inside.reshape(VOXEL_SHAPE)
 
 
 def score_voxels(occupied_pred: np.ndarray, labels: np.ndarray, visible: np.ndarray, valid_view: np.ndarray,
@@ -209,9 +243,8 @@ def evaluate_voxel(network: Any, dataset: Sequence[Mapping[str, Any]], settings:
         occupied_pred[query] = query_density(field, points[query], settings.batch_points,
                                              device) > settings.occ_threshold
         boxes = _sample_boxes(sample)
-        in_boxes = None if boxes is None else points_in_boxes(
-            points, boxes["center"], boxes["whl"], boxes["rotation"], settings.bbox_margin_ratio
-        ).reshape(VOXEL_SHAPE)
+        in_boxes = None if boxes is None else voxels_in_boxes(points, velo_to_cam, boxes,
+                                                              settings.bbox_margin_ratio)
         row = {"seq": str(sample["seq"]), "frame": int(sample["img_id"]),
                "is_right": bool(sample.get("is_right", False))}
         rows.append(row | score_voxels(occupied_pred.reshape(VOXEL_SHAPE), labels, visible,
