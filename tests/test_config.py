@@ -17,7 +17,7 @@ def test_repository_config_is_valid_and_complete():
     defaults = validate_config({"dataset": {"kind": "synthetic"}})
     ours = load_config("config.yaml")
     assert set(ours) == set(defaults)
-    assert ours["preprocess"]["image_size"] == [96, 320] and defaults["preprocess"]["image_size"] == [192, 640]
+    assert ours["preprocess"]["image_size"] == [64, 192] and defaults["preprocess"]["image_size"] == [192, 640]
 
 
 @pytest.mark.parametrize("bad, fragment", [
