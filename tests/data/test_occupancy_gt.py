@@ -29,6 +29,7 @@ from vipocc.data.occupancy_gt import (
     occupancy_slice,
     occupied_from_votes,
     padded_bin_angles,
+    prepare_scan,
     query_grid,
     save_occupancy_gt,
     torch_linspace_f32,
@@ -70,6 +71,11 @@ def _at_origin(n_scans: int = 1) -> np.ndarray:
     return np.repeat(oracle.velo_pose(np.zeros(3))[None], n_scans, axis=0).astype(np.float32)
 
 
+def _inputs(scans, prepared: bool):
+    """The scans as given (raw arrays) or as PreparedScan s, the two inputs lidar_occupancy accepts."""
+    return [prepare_scan(scan) for scan in scans] if prepared else scans
+
+
 def _proofs(queries, poses, ranges, blocks=None):
     """The module's (behind, in front) proofs per scan for the whole query box, or per block of `blocks`."""
     boxes = queries[None] if blocks is None else blocks
@@ -82,15 +88,16 @@ def _proofs(queries, poses, ranges, blocks=None):
 # ------------------------------------------------------------------------------------------- oracle, cell by cell
 
 
+@pytest.mark.parametrize("prepared", [False, True])
 @pytest.mark.parametrize(
     ("n_scans", "spacing", "far_points", "z_range", "seed"),
     [(1, 2.0, True, (20.0, 4.0), 1), (3, 2.0, False, (50.0, 4.0), 2), (3, 7.0, True, (20.0, 4.0), 3)],
 )
-def test_occupancy_equals_the_literal_oracle(n_scans, spacing, far_points, z_range, seed):
+def test_occupancy_equals_the_literal_oracle(n_scans, spacing, far_points, z_range, seed, prepared):
     rng = np.random.default_rng(seed)
     scans, poses = oracle.random_scene(rng, n_scans, spacing, far_points=far_points)
     queries = query_grid(z_range).reshape(-1, 3)
-    occupied, visible = lidar_occupancy(queries, scans, poses)
+    occupied, visible = lidar_occupancy(queries, _inputs(scans, prepared), poses)
     expected_occupied, expected_visible = oracle.reference_occupancy(queries, scans, poses)
     np.testing.assert_array_equal(visible, expected_visible)
     np.testing.assert_array_equal(occupied, expected_occupied)
@@ -103,47 +110,56 @@ def test_twenty_scans_equal_the_oracle_for_both_divisions_and_exercise_every_sho
     queries = query_grid((20.0, 4.0)).reshape(-1, 3)
     sums, expected_visible = oracle.reference_vote_sums(queries, scans, poses)
     labels = {}
-    for division in ("true", "reciprocal"):
-        labels[division], visible = lidar_occupancy(queries, scans, poses, division=division)
+    for division, prepared in (("true", False), ("reciprocal", False), ("true", True)):
+        labels[division], visible = lidar_occupancy(queries, _inputs(scans, prepared), poses, division=division)
         np.testing.assert_array_equal(labels[division], oracle.reference_labels(sums, 20, division))
         np.testing.assert_array_equal(visible, expected_visible.numpy())
     # Non-vacuous: cells behind in exactly T - 3 = 17 scans flip under CUDA's reciprocal division, some scans are
-    # proven behind everywhere, some (scan, block) pairs in front, and some scans have an empty first bin.
+    # proven behind everywhere, some (scan, tile) pairs in front, and some scans have an empty first bin.
     np.testing.assert_array_equal(labels["true"] != labels["reciprocal"], sums.numpy() == 18)
     assert np.any(sums.numpy() == 18)
     ranges = lidar_slices(scans, poses)[:, 1:-1, 1]
-    behind, in_front = _proofs(queries, poses, ranges, occ._query_blocks(queries))
+    behind, in_front = _proofs(queries, poses, ranges, occ._query_tiles(queries)[1])
     assert _proofs(queries, poses, ranges)[0].sum() >= 3 and behind.sum() > 0 and in_front.sum() > 0
     assert any(np.arctan2(s[:, 1], s[:, 0]).min() > -math.pi + 0.05 for s in scans)
 
 
-def test_slices_equal_the_oracle_including_angles_padding_and_leading_fill():
+@pytest.mark.parametrize("prepared", [False, True])
+def test_slices_equal_the_oracle_including_angles_padding_and_leading_fill(prepared):
     rng = np.random.default_rng(7)
     scans, poses = oracle.random_scene(rng, 3, spacing=3.0)
-    slices = lidar_slices(scans, poses)
+    slices = lidar_slices(_inputs(scans, prepared), poses)
     expected = torch.stack(oracle.reference_slices(scans, poses)).numpy()
     np.testing.assert_array_equal(slices, expected)
     np.testing.assert_array_equal(slices[0, :, 0], padded_bin_angles())
     assert slices.shape == (3, 362, 2) and slices.dtype == np.float32
 
 
-def test_pruned_scans_and_chunk_sizes_do_not_change_the_result(monkeypatch):
+def test_pruned_scans_chunk_sizes_threads_and_prepared_scans_do_not_change_the_result(monkeypatch):
     rng = np.random.default_rng(11)
     scans, poses = oracle.random_scene(rng, 8, spacing=9.0)
     queries = query_grid((20.0, 4.0)).reshape(-1, 3)
+    prepared = _inputs(scans, True)
     reference = lidar_occupancy(queries, scans, poses)
-    one_at_a_time = lidar_occupancy(queries, scans, poses, chunk_points=1, chunk_pairs=1, workers=1)
-    threaded = lidar_occupancy(queries, scans, poses, chunk_points=30000, chunk_pairs=5000, workers=3)
+    variants = [lidar_occupancy(queries, scans, poses, chunk_points=1, chunk_pairs=1, workers=1),
+                lidar_occupancy(queries, scans, poses, chunk_points=30000, chunk_pairs=5000, workers=3),
+                lidar_occupancy(queries, prepared, poses, workers=3),
+                lidar_occupancy(queries, [p if t % 2 else s for t, (s, p) in enumerate(zip(scans, prepared))], poses)]
     ranges = lidar_slices(scans, poses)[:, 1:-1, 1]
     whole_behind = _proofs(queries, poses, ranges)[0]
-    behind, in_front = _proofs(queries, poses, ranges, occ._query_blocks(queries))
+    behind, in_front = _proofs(queries, poses, ranges, occ._query_tiles(queries)[1])
     assert whole_behind.sum() >= 2 and behind.sum() > whole_behind.sum() * behind.shape[1] and in_front.any()
-    def nothing_proven(low, high, world_to_velo, ranges, min_dist):
-        return (np.zeros((len(world_to_velo), len(low)), bool),) * 2
 
-    monkeypatch.setattr(occ, "_block_proofs", nothing_proven)
-    unpruned = lidar_occupancy(queries, scans, poses)
-    for result in (one_at_a_time, threaded, unpruned):
+    def nothing_proven(low, high, scans, *args):
+        return (np.zeros(len(scans), bool),) * 2
+
+    def every_block_open(low, high, *args):
+        return (np.zeros(low.shape[1], bool),) * 2 + (np.ones(low.shape[1], bool),)
+
+    monkeypatch.setattr(occ, "_pair_proofs", nothing_proven)
+    monkeypatch.setattr(occ, "_block_cases", every_block_open)
+    variants += [lidar_occupancy(queries, scans, poses), lidar_occupancy(queries, prepared, poses)]
+    for result in variants:
         np.testing.assert_array_equal(result[0], reference[0])
         np.testing.assert_array_equal(result[1], reference[1])
 
@@ -163,24 +179,42 @@ def _boundary_points(rng: np.random.Generator, pose: np.ndarray, far: float, n: 
 
 
 @pytest.mark.parametrize("distance", [0.0, 5.0, 30.0, 60.0, 100.0, 160.0, 400.0])
-def test_kept_mask_with_far_shortcuts_equals_the_oracle_mask(distance, monkeypatch):
+def test_kept_points_with_far_and_block_shortcuts_equal_the_oracle_mask(distance, monkeypatch):
     rng = np.random.default_rng(int(distance))
     poses = np.array([oracle.velo_pose(np.array([1.0, -0.3, distance]), 0.3)] * 2, dtype=np.float32)
     scans = [np.concatenate((oracle.random_scan(rng, 4000, 15.0, far_points=far),
                              _boundary_points(rng, poses[0].astype(np.float64), occ.DEFAULT_MAX_DIST)))
              for far in (True, False)]
+    # A third scan written ring by ring, azimuth by azimuth, as a Velodyne does (the shuffled ones leave every block
+    # undecided): rings on the road, in the band and above it, near, around and beyond max_dist.
+    rings = [_ring_scan(radius, 2000, height) for radius in (8.0, 30.0, 49.0, 51.0, 75.0)
+             for height in (-1.7, -0.4, 0.8)]
+    scans.append(np.concatenate(rings + [scans[0][-20:]]))
+    poses = np.concatenate((poses, poses[:1]))
     shell_points = []
     exact_far = occ._exact_far
-    monkeypatch.setattr(occ, "_exact_far", lambda x, *args: shell_points.append(len(x)) or exact_far(x, *args))
-    coords, valid = occ._pad_chunk(scans)
-    reach = np.sqrt((coords.astype(np.float64) ** 2).sum(axis=0).max(axis=1))
-    keep = occ._kept(coords, valid, reach, poses, np.float32(0.0), np.float32(0.75),
-                     np.float32(occ.DEFAULT_MAX_DIST))
+    monkeypatch.setattr(occ, "_exact_far", lambda x, *args: shell_points.append(x.size) or exact_far(x, *args))
+    limits = np.float32(0.0), np.float32(0.75), np.float32(occ.DEFAULT_MAX_DIST)
+    geometry = occ._pose_geometry(poses)
+    chunk = occ._stack(scans)  # raw scans: the per-point path
+    kept = occ._kept_points(chunk, poses, geometry, *limits)
+    prepared = [prepare_scan(scan) for scan in scans]  # prepared scans: the block path
+    cases = occ._prepared_cases(prepared, poses, geometry, *limits)
     for row, scan in enumerate(scans):
         expected = oracle.reference_kept_mask(scan, poses[row], (0.0, 0.75), occ.DEFAULT_MAX_DIST).numpy()
-        np.testing.assert_array_equal(keep[row, : len(scan)], expected)
-        assert not keep[row, len(scan):].any()
-    if distance <= 100:  # the sensor is near enough for the sphere to cut the scan: the thin shell is tested
+        mask = np.zeros(chunk.coords.shape[1:], dtype=bool).ravel()
+        mask[kept] = True
+        padding = chunk.coords.shape[2] - len(scan)
+        np.testing.assert_array_equal(mask.reshape(chunk.coords.shape[1:])[row], np.pad(expected, (0, padding)))
+        blocked = occ._block_kept(prepared[row], cases[row], poses[row:row + 1],
+                                  tuple(g[row:row + 1] for g in geometry), *limits)
+        assert len(np.unique(blocked)) == len(blocked)
+        np.testing.assert_array_equal(np.sort(blocked), np.flatnonzero(expected))
+    none, every, far_open = cases[2]
+    assert (none | every).mean() > 0.5  # the ring scan: most blocks decided as a whole
+    if distance <= 30:  # some rings nearer than max_dist: blocks with nothing kept, and blocks cut by the sphere
+        assert none.any() and every.any() and (far_open & ~none & ~every).any()
+    if distance <= 100:  # the sensor is near enough for the sphere to cut the scans: the thin shell is tested
         assert sum(shell_points) > 0
 
 
@@ -301,7 +335,7 @@ def test_bin_and_table_lookups_equal_binary_search_on_adversarial_angles():
     np.testing.assert_array_equal(occ._table_index(angles, table, borders), np.searchsorted(table, angles, "left"))
 
 
-@pytest.mark.parametrize("n_windows", [3, 40])  # direct mask and sparse table
+@pytest.mark.parametrize("n_windows", [3, 40])
 def test_circular_window_extrema_equal_brute_force(n_windows):
     rng = np.random.default_rng(12)
     values = rng.random((5, 360)).astype(np.float32)
@@ -314,16 +348,38 @@ def test_circular_window_extrema_equal_brute_force(n_windows):
             assert highest[t, b] == window.max() and lowest[t, b] == window.min()
 
 
-def test_query_blocks_keep_the_query_order_and_samples_stay_in_range():
+def test_query_tiles_are_a_compact_permutation_and_samples_stay_in_range():
     queries = query_grid((50.0, 4.0)).reshape(-1, 3)
-    blocks = occ._query_blocks(queries)
-    assert blocks.shape[0] <= 128 and blocks.shape[0] * blocks.shape[1] >= len(queries)
-    np.testing.assert_array_equal(blocks.reshape(-1, 3)[: len(queries)], queries)
+    order, tiles = occ._query_tiles(queries)
+    np.testing.assert_array_equal(np.sort(order), np.arange(len(queries)))
+    np.testing.assert_array_equal(tiles.reshape(-1, 3)[: len(queries)], queries[order])
+    extent = tiles.max(axis=1) - tiles.min(axis=1)  # 64 cells of 0.1 m: an 8 x 8 square is 0.7 m wide
+    assert np.median(extent[:, 0]) < 0.8 and np.median(extent[:, 2]) < 0.8 and (extent[:, [0, 2]] < 1.7).mean() > 0.9
+    values = np.random.default_rng(4).integers(0, 1 << 16, 1000).astype(np.uint64)
+    slow = [sum(((int(v) >> bit) & 1) << (2 * bit) for bit in range(16)) for v in values]
+    np.testing.assert_array_equal(occ._spread_bits(values), slow)
     scans = [np.arange(4 * n, dtype=np.float32).reshape(n, 4) for n in (33, 1000, 4097)]
     for scan, sample in zip(scans, occ._spread_samples(scans, 32)):
         index = sample[:, 0].astype(np.int64) // 4
         assert len(sample) == len(scan) // 32 and np.all(np.diff(index) > 0) and index[-1] < len(scan)
         np.testing.assert_array_equal(index // 32, np.arange(len(sample)))  # one point per run of 32
+
+
+def test_pair_proofs_agree_with_the_per_query_test():
+    rng = np.random.default_rng(21)
+    scans, poses = oracle.random_scene(rng, 10, spacing=4.0)
+    queries = query_grid((20.0, 4.0)).reshape(-1, 3)
+    ranges = lidar_slices(scans, poses)[:, 1:-1, 1]
+    world_to_velo = np.linalg.inv(poses.astype(np.float64)).astype(np.float32)
+    tiles = occ._query_tiles(queries)[1]  # [B, 64, 3]
+    behind, in_front = _proofs(queries, poses, ranges, tiles)  # [T, B]
+    table_ranges = occ._padded_slices(ranges)[..., 1]
+    for t in range(len(scans)):
+        x, y, z = np.ascontiguousarray(tiles.transpose(2, 0, 1))
+        truth = occ._surface_test(x, y, z, world_to_velo[[t] * len(tiles)], table_ranges[[t] * len(tiles)],
+                                  np.float32(3.0))  # [B, 64]
+        assert truth[behind[t]].all() and not truth[in_front[t]].any()
+    assert behind.any() and in_front.any() and (~(behind | in_front)).any()
 
 
 def test_vote_threshold_true_division_is_the_integer_rule_and_matches_torch():
@@ -485,14 +541,16 @@ def test_non_finite_points_fail_in_every_scan_that_is_read():
     scans[1] = oracle.random_scan(rng, 40000)  # 625 sampled points: enough to prove it behind everywhere
     poses[1] = oracle.velo_pose(np.array([0.0, -0.3, 200.0]))
     queries = query_grid((20.0, 4.0), ppm=2).reshape(-1, 3)
-    for t, row in ((0, 1), (1, 0)):  # row 0 is always in the sample (one point per run of 64, the first at offset 0)
-        bad = [scan.copy() for scan in scans]
-        bad[t][row, 2] = np.inf
-        with pytest.raises(ValueError, match=rf"scans\[{t}\] contains non-finite"):
-            lidar_occupancy(queries, bad, poses)
-        with pytest.raises(ValueError, match=rf"scans\[{t}\] contains non-finite"):
-            lidar_slices(bad, poses)
-    # An unread point of a skipped scan can only lower its bin minima: the labels stay the reference's.
-    bad = [scans[0], scans[1].copy()]
-    bad[1][1, 2] = np.inf
-    np.testing.assert_array_equal(lidar_occupancy(queries, bad, poses)[0], lidar_occupancy(queries, scans, poses)[0])
+    for prepared in (False, True):  # a PreparedScan keeps the bad point; it raises when a frame reads it
+        for t, row in ((0, 1), (1, 0)):  # row 0 is always sampled (one point per run of 64, the first at 0)
+            bad = [scan.copy() for scan in scans]
+            bad[t][row, 2] = np.inf
+            with pytest.raises(ValueError, match=rf"scans\[{t}\] contains non-finite"):
+                lidar_occupancy(queries, _inputs(bad, prepared), poses)
+            with pytest.raises(ValueError, match=rf"scans\[{t}\] contains non-finite"):
+                lidar_slices(_inputs(bad, prepared), poses)
+        # An unread point of a skipped scan can only lower its bin minima: the labels stay the reference's.
+        bad = [scans[0], scans[1].copy()]
+        bad[1][1, 2] = np.inf
+        np.testing.assert_array_equal(lidar_occupancy(queries, _inputs(bad, prepared), poses)[0],
+                                      lidar_occupancy(queries, scans, poses)[0])

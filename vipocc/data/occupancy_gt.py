@@ -14,8 +14,9 @@ The reference (KYN ``evaluator_lidar.py`` = ViPOcc ``evaluator_occ.py``: ``get_p
    ``B = linspace(-pi, pi, 361)``; an angle equal to ``B_360`` (= +pi in float32) falls in no bin. Each bin keeps
    its minimum range; an empty bin repeats the previous bin's range; bins before the first non-empty bin take the
    range of the smallest-angle kept point (the first row after the reference's sort; on exact angle ties the
-   first point in scan order - torch.sort is not stable, so the reference itself is undefined there). The 360 (bin-centre angle, range) rows are padded with bin 359 at ``c_359 - 2 pi``
-   in front and bin 0 at ``c_0 + 2 pi`` behind, so interpolation wraps across +-pi.
+   first point in scan order - torch.sort is not stable, so the reference itself is undefined there). The 360
+   (bin-centre angle, range) rows are padded with bin 359 at ``c_359 - 2 pi`` in front and bin 0 at ``c_0 + 2 pi``
+   behind, so interpolation wraps across +-pi.
 3. Votes (:func:`lidar_occupancy`). For every scan each query is moved into that velodyne frame; its angle is
    atan2(y, x) and its distance is the norm of the *homogeneous 4-vector* (x, y, z, 1) - the reference's quirk.
    The surface range is interpolated linearly in angle between the two bracketing bin centres
@@ -45,18 +46,24 @@ follows it:
 So results equal the reference's except where a query lies within float32 rounding noise (~1e-7 relative) of a
 decision boundary. float64 throughout would move those boundaries as much and cost twice the memory traffic.
 
-Speed (>= 30x the literal loop on 300 scans of ~100k points):
+Speed (``tests/benchmarks/test_bench_occupancy_gt.py`` times both on one input: per 300-scan frame the literal loop
+takes seconds, this module ~1/45 of that from raw arrays and ~1/85 from prepared scans, one thread):
 
-* scans go in chunks of about one scan (cache-resident), zero-padded to [C, N_max] so that every step broadcasts
-  over scans and points; chunks run on ``workers`` threads (numpy releases the GIL);
-* a scan whose sensor is farther than max_dist plus its reach keeps every point without a transform; elsewhere the
-  far test uses a rigid-distance bound and evaluates the exact float32 norm only in a thin shell around max_dist;
-* bins come from a float32 atan2 and arithmetic, with the float64 atan2 and an exact border comparison only within
-  1e-3 bins of a border; the per-bin minimum is one ``np.minimum.at``, empty bins are filled by a running maximum;
 * a 1/64 sample of every scan bounds its bin minima from above; a scan proven "behind everywhere" with it (sensor
   beyond the query box, surface nearer than the box in that direction) adds its vote without being read in full;
-* queries go in blocks; (scan, block) pairs proven entirely behind, or entirely in front and beyond min_dist, skip
-  the per-query test.
+* raw scans go in chunks of one full scan (or ~20 samples), copied once into a [3, C, N] float32 layout reused
+  from chunk to chunk; every step broadcasts over scans and points, chunks run on ``workers`` threads (numpy
+  releases the GIL). The far test forms |p|^2 - 2 o.p (o: evaluated origin in velodyne axes) in float32 and
+  evaluates the exact float32 norm only in a thin shell around max_dist; a scan whose sensor is farther than
+  max_dist plus its reach keeps every point without a transform;
+* :func:`prepare_scan` caches a scan's pose-independent work (the float32 layout, |p|^2, planar ranges, bins, the
+  sample, bounding boxes of 256 consecutive points) so that the frames sharing a scan (299 of 300 between
+  consecutive KYN frames) skip it; with it, interval proofs on the boxes decide most blocks as a whole ("nothing
+  kept", "everything kept") and only the undecided blocks are tested point by point;
+* bins come from a float32 atan2 and arithmetic, with the float64 atan2 and an exact border comparison only within
+  1e-3 bins of a border; the per-bin minimum is one ``np.minimum.at``, empty bins are filled by a running maximum;
+* queries go in Z-order tiles of 64 (8 x 8 grid cells), tiles in groups of 16; (scan, group) and then (scan, tile)
+  pairs proven entirely behind, or entirely in front and beyond min_dist, skip the per-query test.
 
 Each shortcut is a proof with a margin far above float32 rounding; the tests compare with the literal oracle cell
 for cell, and with the shortcuts disabled.
@@ -64,13 +71,15 @@ for cell, and with the shortcuts disabled.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import tempfile
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 
@@ -88,11 +97,14 @@ DEFAULT_MIN_DIST = 3.0
 
 Division = Literal["true", "reciprocal"]
 
-_LIDAR_CHUNK_POINTS = 1 << 17  # points per chunk of scans: about one scan, temporaries stay in cache
-_QUERY_CHUNK_PAIRS = 1 << 18  # (scan, query) pairs per chunk (~20 MB of temporaries)
+_LIDAR_CHUNK_POINTS = 1 << 15  # points per chunk of raw scans (one full scan or ~20 samples): stays in cache
+_QUERY_CHUNK_PAIRS = 1 << 15  # (scan, query) pairs per chunk of the per-query test (~1 MB temporaries, in cache)
 DEFAULT_WORKERS = min(2, os.cpu_count() or 1)  # threads; results never depend on it
 _SAMPLE_STRIDE = 64  # 1 point in 64 of each scan feeds the cheap "behind everywhere" proof
 _GOLDEN = (math.sqrt(5) - 1) / 2
+_BLOCK_POINTS = 256  # consecutive lidar points per bounding box of a prepared scan's kept-point proofs
+_TILE_QUERIES = 64  # queries per tile of the per-query test (an 8 x 8 square of the grid)
+_GROUP_TILES = 16  # tiles per group of the first, coarse (scan, queries) proofs
 
 
 def max_dist_for(z_far: float = GT_Z_RANGE[0], x_min: float = GT_X_RANGE[0]) -> float:
@@ -173,15 +185,22 @@ def padded_bin_angles() -> np.ndarray:
     return np.concatenate(([centres[-1] - two_pi], centres, [centres[0] + two_pi])).astype(np.float32)
 
 
+_BORDERS = _bin_borders()  # [361] float32 bin borders
+_PADDED_ANGLES = padded_bin_angles()  # [362] float32 padded bin-centre angles
+
+
 # ----------------------------------------------------------------------------------------------- input checks
 
 
-def _check_scans(scans: Sequence[np.ndarray]) -> list[np.ndarray]:
-    """Validated [N_t, >=3] arrays (not copied; coordinates are converted chunk by chunk)."""
+def _check_scans(scans: Sequence) -> list:
+    """Validated [N_t, >=3] arrays (not copied; coordinates are converted chunk by chunk) or PreparedScan s."""
     if isinstance(scans, np.ndarray) or not isinstance(scans, Sequence) or len(scans) == 0:
         raise ValueError("scans must be a non-empty list of [N, 4] velodyne point arrays")
     checked = []
     for t, scan in enumerate(scans):
+        if isinstance(scan, PreparedScan):
+            checked.append(scan)
+            continue
         array = np.asarray(scan)
         if array.ndim != 2 or array.shape[1] < 3 or not np.issubdtype(array.dtype, np.number):
             raise ValueError(f"scans[{t}] must be a numeric array [N, 4] (x, y, z, ignored), got "
@@ -272,98 +291,335 @@ def _table_index(angles: np.ndarray, table: np.ndarray, borders: np.ndarray) -> 
 # ------------------------------------------------------------------------------------------------------ slices
 
 
-def _pad_chunk(scans: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
-    """float32 velodyne coordinates [3, C, N_max] of C scans, zero-padded, and the validity mask [C, N_max] (None
-    when no scan is padded, e.g. a single-scan chunk).
+class PreparedScan:
+    """The pose-independent part of one scan's slice work, computed once and reusable by every frame whose window
+    holds the scan (consecutive KYN frames share 299 of their 300 scans).
 
-    One block copy per scan: the only per-scan Python statement, it gathers the ragged input into the padded layout
-    on which every computation below broadcasts over scans.
+    Attributes: ``count`` points; ``coords`` float32 [3, N] velodyne x, y, z (metres; N = count rounded up to whole
+    blocks of _BLOCK_POINTS, the tail repeating the last point); ``squared`` float32 [N] |p|^2 = (x^2 + y^2) + z^2;
+    ``reach`` max |p| (metres) and ``finite`` (every coordinate finite and |p|^2 does not overflow); ``ranges``
+    float32 [N] planar range sqrt(x^2 + y^2) and ``bins`` int16 [N] one-degree bin (360: none), both in the velodyne
+    frame exactly as the reference computes them; ``low``, ``high`` float32 [3, B] bounding box of each block of
+    _BLOCK_POINTS consecutive points; ``sample`` the scan's 1/64 spread sample as a PreparedScan (without blocks or
+    sample of its own). Build with :func:`prepare_scan`; treat as read-only.
     """
-    counts = np.array([len(scan) for scan in scans], dtype=np.int64)
-    padded = np.empty((3, len(scans), max(int(counts.max()), 1)), dtype=np.float32)
-    for row, scan in enumerate(scans):
-        padded[:, row, : len(scan)] = scan[:, :3].T
-        padded[:, row, len(scan):] = 0
-    if (counts == padded.shape[2]).all():
-        return padded, None
-    return padded, np.arange(padded.shape[2])[None, :] < counts[:, None]
+
+    __slots__ = ("count", "coords", "squared", "reach", "finite", "ranges", "bins", "low", "high", "sample")
+
+    def __len__(self) -> int:
+        return self.count
 
 
-def _far_shell(poses: np.ndarray, reach: np.ndarray, far: float) -> tuple[np.ndarray, ...]:
+def prepare_scan(scan: np.ndarray) -> PreparedScan:
+    """:class:`PreparedScan` of one velodyne scan [N, >=3] (x, y, z in metres; further columns ignored), to pass to
+    :func:`lidar_occupancy` / :func:`lidar_slices` in place of the array by every frame that uses the scan. Costs
+    about what one frame spends on a scan it reads in full; frames then skip the coordinate copy, the norms and the
+    angles, and decide most points block by block. Bad shapes raise ValueError; non-finite points raise only when a
+    frame reads the scan (as for arrays)."""
+    if isinstance(scan, PreparedScan):
+        return scan
+    scan = np.asarray(scan)
+    if scan.ndim != 2 or scan.shape[1] < 3 or not np.issubdtype(scan.dtype, np.number):
+        raise ValueError(f"scan must be a numeric array [N, 4] (x, y, z, ignored), got {scan.dtype} {scan.shape}")
+    padded = np.concatenate((scan[:, :3], np.repeat(scan[-1:, :3], _padded_length(len(scan)) - len(scan), axis=0)))
+    prepared = _prepared(padded, len(scan))
+    if prepared.finite and len(scan):  # blocks (an empty scan has none: it takes the chunk path and fails there)
+        starts = np.arange(0, prepared.coords.size, _BLOCK_POINTS)
+        shape = (3, prepared.coords.shape[1] // _BLOCK_POINTS)
+        prepared.low = np.minimum.reduceat(prepared.coords.ravel(), starts).reshape(shape)
+        prepared.high = np.maximum.reduceat(prepared.coords.ravel(), starts).reshape(shape)
+    prepared.sample = _prepared(_spread_samples([scan], _SAMPLE_STRIDE)[0])
+    return prepared
+
+
+def _padded_length(count: int) -> int:
+    return max(-(-count // _BLOCK_POINTS), 1) * _BLOCK_POINTS
+
+
+def _prepared(points: np.ndarray, count: int | None = None) -> PreparedScan:
+    """PreparedScan (no blocks, no sample) of points [N, >=3], of which the first `count` (default all) are real."""
+    chunk = _stack([points])
+    prepared = PreparedScan()
+    prepared.count = len(points) if count is None else count
+    prepared.coords, prepared.squared = chunk.coords[:, 0], chunk.squared[0]
+    prepared.reach, prepared.finite = float(chunk.reach[0]), bool(chunk.finite[0])
+    prepared.ranges = prepared.bins = prepared.low = prepared.high = prepared.sample = None
+    if prepared.finite:
+        x, y = prepared.coords[0], prepared.coords[1]
+        prepared.ranges = np.sqrt(x * x + y * y)
+        prepared.bins = _kept_bins(x, y, _BORDERS).astype(np.int16)
+    return prepared
+
+
+class _Chunk(NamedTuple):
+    """C scans in the padded layout (a row's tail repeats its last point): coords float32 [3, C, N], counts [C],
+    squared norms |p|^2 float32 [C, N], reach max |p| [C] (float64, metres), finite bool [C], and planar ranges
+    float32 [C, N] and bins int16 [C, N] (prepared scans only, else None)."""
+
+    coords: np.ndarray
+    counts: np.ndarray
+    squared: np.ndarray
+    reach: np.ndarray
+    finite: np.ndarray
+    ranges: np.ndarray | None
+    bins: np.ndarray | None
+
+
+def _stack(items: list, out: np.ndarray | None = None) -> _Chunk:
+    """One :class:`_Chunk` from raw scans [n, >=3] or :class:`PreparedScan` s (all of one kind); raw coordinates go
+    to the flat float32 buffer `out` when given (reused memory saves a page fault per 4 kB). A single prepared scan
+    is only viewed, not copied."""
+    counts = np.array([len(item) for item in items], dtype=np.int64)
+    n_points = max(int(counts.max()), 1)
+    if isinstance(items[0], PreparedScan):
+        n_points = max(item.coords.shape[1] for item in items)
+        if len(items) == 1:
+            item = items[0]
+            return _Chunk(item.coords[:, None], counts, item.squared[None], np.array([item.reach]),
+                          np.array([item.finite]), None if item.bins is None else item.ranges[None],
+                          None if item.bins is None else item.bins[None])
+        # Several (small) prepared scans, e.g. samples: only coordinates and norms are stacked, ranges and bins of
+        # the few kept points are recomputed (cheaper than copying them for every point).
+        coords = np.empty((3, len(items), n_points), dtype=np.float32)
+        squared = np.empty((len(items), n_points), dtype=np.float32)
+        for row, item in enumerate(items):  # one block copy per scan, the tail repeating the last point
+            size = item.coords.shape[1]
+            coords[:, row, :size], squared[row, :size] = item.coords, item.squared
+            coords[:, row, size:], squared[row, size:] = item.coords[:, -1:], item.squared[-1]
+        return _Chunk(coords, counts, squared, np.array([item.reach for item in items]),
+                      np.array([item.finite for item in items]), None, None)
+    size = 3 * len(items) * n_points
+    coords = (np.empty(size, np.float32) if out is None else out[:size]).reshape(3, len(items), n_points)
+    for row, scan in enumerate(items):  # one block copy per scan, the tail repeating the last point
+        coords[:, row, : len(scan)] = scan[:, :3].T
+        coords[:, row, len(scan):] = scan[-1, :3, None] if len(scan) else 0
+    x, y, z = coords
+    squared = x * x
+    scratch = y * y
+    squared += scratch
+    np.multiply(z, z, out=scratch)
+    squared += scratch  # (x^2 + y^2) + z^2
+    largest = squared.max(axis=1)  # NaN propagates; inf: non-finite or overflowing coordinates
+    finite = np.isfinite(largest)
+    return _Chunk(coords, counts, squared, np.sqrt(np.where(finite, largest, 0).astype(np.float64)), finite, None,
+                  None)
+
+
+def _pose_geometry(poses: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per velodyne-to-evaluated pose [T, 4, 4]: largest and smallest singular value of its 3x3 part [T], the
+    evaluated origin in velodyne coordinates o = -R^-1 t [T, 3] (metres) and |t| [T], all float64."""
+    rotation, shift = poses[:, :3, :3].astype(np.float64), poses[:, :3, 3].astype(np.float64)
+    singular = np.linalg.svd(rotation, compute_uv=False)
+    origin = -np.linalg.solve(rotation, shift[:, :, None])[:, :, 0]
+    return singular[:, 0], singular[:, -1], origin, np.linalg.norm(shift, axis=1)
+
+
+def _far_shell(geometry: tuple[np.ndarray, ...], reach: np.ndarray, far: float) -> tuple[np.ndarray, ...]:
     """Per scan: whether every point is beyond max_dist, whether any may be, and the squared radii (velodyne frame,
     around the evaluated origin) inside which a point is surely nearer / beyond which surely farther than max_dist.
 
     A world point is R p + t = R (p - o), o = -R^-1 t being the evaluated origin in velodyne coordinates, so its
     distance lies within [s_min, s_max] * |p - o| (singular values of R) and within |t| -+ s_max |p|. The slack of
     1e-5 of the magnitudes involved covers, with a wide margin, the float32 rounding of this test and of the exact
-    one (~1e-7 relative).
+    one (~1e-7 relative). geometry: :func:`_pose_geometry` of the scans' poses; reach: largest |p| per scan.
     """
-    rotation, shift = poses[:, :3, :3].astype(np.float64), poses[:, :3, 3].astype(np.float64)
-    singular = np.linalg.svd(rotation, compute_uv=False)
-    origin = -np.linalg.solve(rotation, shift[:, :, None])[:, :, 0]
-    distance = np.linalg.norm(shift, axis=1)
-    slack = 1e-5 * (distance + singular[:, 0] * reach + far + 1.0)
-    all_far = distance - singular[:, 0] * reach > far + slack
-    may_be_far = distance + singular[:, 0] * reach >= far - slack
-    inner = (np.maximum(far - slack, 0) / singular[:, 0]) ** 2 * (1 - 1e-5)
-    outer = ((far + slack) / singular[:, -1]) ** 2 * (1 + 1e-5)
-    return all_far, may_be_far, origin.astype(np.float32), inner.astype(np.float32), outer.astype(np.float32)
+    s_max, s_min, _, distance = geometry
+    slack = 1e-5 * (distance + s_max * reach + far + 1.0)
+    all_far = distance - s_max * reach > far + slack
+    may_be_far = distance + s_max * reach >= far - slack
+    inner = (np.maximum(far - slack, 0) / s_max) ** 2 * (1 - 1e-5)
+    outer = ((far + slack) / s_min) ** 2 * (1 + 1e-5)
+    return all_far, may_be_far, inner, outer
 
 
 def _exact_far(x: np.ndarray, y: np.ndarray, z: np.ndarray, matrices: np.ndarray, far: np.float32) -> np.ndarray:
-    """The contract's ``||world xyz|| >= max_dist`` for points [K] with their own pose [K, 4, 4]."""
-    world = [((x * m[:, 0] + y * m[:, 1]) + z * m[:, 2]) + m[:, 3] for m in (matrices[:, k] for k in range(3))]
+    """The contract's ``||world xyz|| >= max_dist`` for points [K, S], row k with pose matrices[k] [4, 4]."""
+    world = [_affine_row(x, y, z, matrices, k) for k in range(3)]
     return np.sqrt((world[0] * world[0] + world[1] * world[1]) + world[2] * world[2]) >= far
 
 
-def _kept(coords: np.ndarray, valid: np.ndarray | None, reach: np.ndarray, poses: np.ndarray, y_low: np.float32,
-          y_high: np.float32, far: np.float32) -> np.ndarray:
-    """Points kept by the slice test [C, N]: evaluated-frame y in [y_low, y_high] or evaluated-frame norm >= far.
+def _far_points(x: np.ndarray, y: np.ndarray, z: np.ndarray, squared: np.ndarray, poses: np.ndarray,
+                geometry: tuple[np.ndarray, ...], reach: np.ndarray, far: np.float32) -> np.ndarray:
+    """The contract's far test ``||world xyz|| >= far`` for the points [C, N] of C scans (bool [C, N]) with squared
+    norms |p|^2 [C, N] and max |p| = reach [C] (metres); poses [C, 4, 4] and geometry ([C] each) may also be one
+    scan's ([1]) for rows that all come from that scan.
 
-    reach: largest |p| per scan [C] (metres, float64). A scan whose sensor is farther than max_dist + its reach
-    keeps every point without a transform; elsewhere the far test is decided by the rigid-distance bound of
-    :func:`_far_shell` and the exact float32 norm is evaluated only in the thin shell where that is inconclusive.
+    |p - o|^2 - |o|^2 = |p|^2 - 2 o.p is formed in float32 with a rounding error below 5e-7 (|o| + |p|)^2, so the
+    :func:`_far_shell` radii widened by 2e-6 (|o| + reach + 1)^2 decide every point outside a thin shell around
+    max_dist, where the exact float32 norm decides.
     """
-    x, y, z = coords
-    all_far, may_be_far, origin, inner, outer = _far_shell(poses, reach, float(far))
-    keep = np.ones(x.shape, dtype=bool) if valid is None else valid.copy()
+    _, _, inner, outer = _far_shell(geometry, reach, float(far))
+    origin = geometry[2]
+    centre = np.square(origin).sum(axis=1)  # |o|^2
+    error = 2e-6 * (np.sqrt(centre) + reach + 1.0) ** 2
+    scale = (-2 * origin).astype(np.float32)[:, :, None]  # exact: twice the rounded origin
+    shifted = x * scale[:, 0]
+    scratch = y * scale[:, 1]
+    shifted += scratch
+    np.multiply(z, scale[:, 2], out=scratch)
+    shifted += scratch
+    shifted += squared
+    beyond = shifted > (outer - centre + error).astype(np.float32)[:, None]
+    shell = np.flatnonzero((shifted >= (inner - centre - error).astype(np.float32)[:, None]) ^ beyond)
+    if len(shell):
+        row = shell // x.shape[1] if len(poses) > 1 else np.zeros(len(shell), dtype=np.intp)
+        beyond.ravel()[shell] = _exact_far(x.ravel()[shell, None], y.ravel()[shell, None], z.ravel()[shell, None],
+                                           poses[row], far)[:, 0]
+    return beyond
+
+
+def _kept_points(chunk: _Chunk, poses: np.ndarray, geometry: tuple[np.ndarray, ...], y_low: np.float32,
+                 y_high: np.float32, far: np.float32) -> np.ndarray:
+    """Ascending flat indices into the [C, N] points of a chunk that the slice test keeps: evaluated-frame y in
+    [y_low, y_high] or evaluated-frame norm >= far (padding excluded).
+
+    A scan whose sensor is farther than max_dist + its reach keeps every point without a transform; elsewhere the
+    far test is decided by the rigid-distance bound of :func:`_far_shell` and the exact float32 norm only in the thin
+    shell where that is inconclusive (:func:`_far_points`).
+    """
+    x, y, z = chunk.coords
+    all_far, may_be_far = _far_shell(geometry, chunk.reach, float(far))[:2]
+    keep = np.empty(x.shape, dtype=bool)
+    keep[all_far] = True
     rows = np.flatnonzero(~all_far)
-    if len(rows) == 0:
-        return keep
-    if len(rows) < len(poses):
-        x, y, z, poses, may_be_far = x[rows], y[rows], z[rows], poses[rows], may_be_far[rows]
-        origin, inner, outer = origin[rows], inner[rows], outer[rows]
-    height = _affine_row(x, y, z, poses, 1)
-    kept = (height >= y_low) & (height <= y_high)
-    mixed = np.flatnonzero(may_be_far)
-    if len(mixed):
-        if len(mixed) < len(poses):
-            x, y, z, poses, origin, inner, outer = x[mixed], y[mixed], z[mixed], poses[mixed], origin[mixed], \
-                inner[mixed], outer[mixed]
-        dx, dy, dz = x - origin[:, 0:1], y - origin[:, 1:2], z - origin[:, 2:3]
-        squared = (dx * dx + dy * dy) + dz * dz
-        beyond = squared > outer[:, None]
-        shell = np.flatnonzero((squared >= inner[:, None]) & ~beyond)
-        row = shell // beyond.shape[1]
-        beyond.ravel()[shell] = _exact_far(x.ravel()[shell], y.ravel()[shell], z.ravel()[shell], poses[row], far)
-        if len(mixed) < len(kept):
-            kept[mixed] |= beyond
-        else:
-            kept |= beyond
-    if len(rows) < len(keep):
-        keep[rows] &= kept
-    else:
-        keep &= kept
-    return keep
+    if len(rows):
+        whole = len(rows) == len(keep)
+        xs, ys, zs = (x, y, z) if whole else (x[rows], y[rows], z[rows])
+        height = _affine_row(xs, ys, zs, poses[rows], 1)
+        kept = height >= y_low
+        kept &= height <= y_high
+        mixed = np.flatnonzero(may_be_far[rows])
+        if len(mixed) == len(rows):
+            kept |= _far_points(xs, ys, zs, chunk.squared if whole else chunk.squared[rows], poses[rows],
+                                tuple(g[rows] for g in geometry), chunk.reach[rows], far)
+        elif len(mixed):
+            chosen = rows[mixed]
+            kept[mixed] |= _far_points(x[chosen], y[chosen], z[chosen], chunk.squared[chosen], poses[chosen],
+                                       tuple(g[chosen] for g in geometry), chunk.reach[chosen], far)
+        keep[rows] = kept
+    for row in np.flatnonzero(chunk.counts < keep.shape[1]):  # only scans shorter than the chunk's longest
+        keep[row, chunk.counts[row]:] = False
+    return np.flatnonzero(keep)
+
+
+def _block_cases(low: np.ndarray, high: np.ndarray, rows: np.ndarray, geometry: tuple[np.ndarray, ...],
+                 y_low: float, y_high: float, far: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Interval proofs for R blocks with velodyne bounding boxes low, high [3, R] (float64, metres), the height row
+    (row 1) of their scans' poses rows [4, R] and the scans' :func:`_pose_geometry` per block: bool [R] each for "no
+    point is kept", "every point is kept" and "the far test is undecided".
+
+    The evaluated-frame height of a box is its centre's plus-minus |row| . half-size; a world point is R (p - o), so
+    its distance lies within [s_min, s_max] times the box's nearest and farthest distance from o. Slacks of 1e-5 of
+    the magnitudes involved cover, with a wide margin, the float32 rounding of the per-point tests (~1e-7 relative).
+    """
+    s_max, s_min, origin, shift = geometry  # origin [3, R]
+    weight = np.abs(rows[:3])
+    height = (rows[:3] * (low + high)).sum(axis=0) * 0.5 + rows[3]
+    spread = (weight * (high - low)).sum(axis=0) * 0.5
+    spread += 1e-5 * ((weight * np.maximum(np.abs(low), np.abs(high))).sum(axis=0) + np.abs(rows[3]) + 1.0)  # slack
+    top, bottom = height + spread, height - spread
+    band_none = (top < y_low) | (bottom > y_high)
+    band_all = (bottom >= y_low) & (top <= y_high)
+    below, above = low - origin, high - origin
+    nearest = np.sqrt(np.square(np.maximum(np.maximum(below, -above), 0)).sum(axis=0))
+    farthest = np.sqrt(np.maximum(np.square(below), np.square(above)).sum(axis=0))
+    far_slack = 1e-5 * (shift + s_max * (np.sqrt(np.square(origin).sum(axis=0)) + farthest) + far + 1.0)
+    far_none = s_max * farthest < far - far_slack
+    far_all = s_min * nearest > far + far_slack
+    return band_none & far_none, band_all | far_all, ~(far_none | far_all)
+
+
+def _block_kept(scan: PreparedScan, cases: tuple[np.ndarray, ...], pose: np.ndarray,
+                geometry: tuple[np.ndarray, ...], y_low: np.float32, y_high: np.float32, far: np.float32) -> np.ndarray:
+    """Indices of the points of a prepared scan that the slice test keeps (evaluated-frame y in [y_low, y_high] or
+    evaluated-frame norm >= far), grouped by block (not sorted). pose [1, 4, 4]; geometry: its
+    :func:`_pose_geometry` ([1] each).
+
+    cases: :func:`_block_cases` of the scan's blocks ([B] each). Only blocks where a test stays undecided are
+    evaluated point by point, in the contract's float32; consecutive lidar points are neighbours, so most blocks are
+    decided as a whole.
+    """
+    none, every, far_open = cases
+    offsets = np.arange(_BLOCK_POINTS)
+    real = np.clip(scan.count - np.arange(len(none)) * _BLOCK_POINTS, 0, _BLOCK_POINTS)  # points before padding
+    whole = np.flatnonzero(every & (real == _BLOCK_POINTS))
+    tail = np.flatnonzero(every & (real < _BLOCK_POINTS))
+    kept = [(whole * _BLOCK_POINTS)[:, None] + offsets,
+            ((tail * _BLOCK_POINTS)[:, None] + offsets)[offsets < real[tail][:, None]]]
+    open_blocks = np.flatnonzero(~(none | every))
+    if len(open_blocks):
+        x, y, z = scan.coords.reshape(3, -1, _BLOCK_POINTS)[:, open_blocks]
+        height = _affine_row(x, y, z, pose, 1)
+        inside = height >= y_low
+        inside &= height <= y_high
+        straddling = np.flatnonzero(far_open[open_blocks])
+        if len(straddling):
+            squared = scan.squared.reshape(-1, _BLOCK_POINTS)[open_blocks[straddling]]
+            inside[straddling] |= _far_points(x[straddling], y[straddling], z[straddling], squared, pose, geometry,
+                                              np.array([scan.reach]), far)
+        inside &= offsets < real[open_blocks][:, None]  # no padding
+        kept.append(((open_blocks * _BLOCK_POINTS)[:, None] + offsets).ravel()[np.flatnonzero(inside)])
+    return np.concatenate([part.ravel() for part in kept])
+
+
+def _prepared_cases(scans: list[PreparedScan], poses: np.ndarray, geometry: tuple[np.ndarray, ...],
+                    y_low: np.float32, y_high: np.float32, far: np.float32) -> list[tuple[np.ndarray, ...]]:
+    """:func:`_block_cases` of the blocks of prepared scans, all in one vectorized pass (per scan, call overhead
+    would dominate): per scan a tuple of bool [B] (nothing kept, everything kept, far test undecided)."""
+    sizes = [scan.low.shape[1] for scan in scans]
+    owner = np.repeat(np.arange(len(scans)), sizes)
+    s_max, s_min, origin, shift = geometry
+    cases = _block_cases(np.concatenate([scan.low for scan in scans], axis=1).astype(np.float64),
+                         np.concatenate([scan.high for scan in scans], axis=1).astype(np.float64),
+                         poses[owner, 1].astype(np.float64).T, (s_max[owner], s_min[owner], origin[owner].T,
+                         shift[owner]), float(y_low), float(y_high), float(far))
+    return list(zip(*(np.split(case, np.cumsum(sizes)[:-1]) for case in cases)))
+
+
+def _blocked_minima(scans: list[PreparedScan], poses: np.ndarray, geometry: tuple[np.ndarray, ...],
+                    y_low: np.float32, y_high: np.float32, far: np.float32, lead: bool, workers: int,
+                    scan_index: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_bin_minima` of prepared scans with blocks: their block proofs in one vectorized pass, then per scan
+    (on `workers` threads) the undecided blocks point by point, and the minima over the cached ranges and bins."""
+    finite = np.array([scan.finite for scan in scans])
+    if not finite.all():
+        raise ValueError(f"scans[{scan_index[int(np.flatnonzero(~finite)[0])]}] contains non-finite (or absurdly "
+                         f"large) coordinates")
+    per_scan = _prepared_cases(scans, poses, geometry, y_low, y_high, far)
+
+    def minima(t: int) -> tuple[np.ndarray, int, np.float32]:
+        scan = scans[t]
+        kept = _block_kept(scan, per_scan[t], poses[t:t + 1], tuple(g[t:t + 1] for g in geometry), y_low, y_high,
+                           far)
+        ranges, bins = scan.ranges[kept], scan.bins[kept].astype(np.intp)
+        bin_min = np.full(N_BINS + 1, np.inf, dtype=np.float32)  # slot 360: outside every bin
+        np.minimum.at(bin_min, bins, ranges)
+        lead_range = np.float32(0)
+        if lead and np.isinf(bin_min[0]):
+            # The smallest-angle kept point lies in the first non-empty bin (bin 360, i.e. +pi, if all are empty).
+            chosen = np.flatnonzero(bins == np.argmax(np.isfinite(bin_min)))
+            chosen = chosen[np.argsort(kept[chosen], kind="stable")]  # scan order decides ties
+            points = kept[chosen]
+            lead_range = _smallest_angle_ranges(np.zeros(len(chosen), dtype=np.intp), scan.coords[0, points],
+                                                scan.coords[1, points], ranges[chosen], 1)[0]
+        return bin_min[:N_BINS], len(kept), lead_range
+
+    results = _run(minima, list(range(len(scans))), workers)
+    return (np.array([r[0] for r in results]).reshape(len(scans), N_BINS), np.array([r[1] for r in results]),
+            np.array([r[2] for r in results], dtype=np.float32))
 
 
 def _kept_bins(x: np.ndarray, y: np.ndarray, borders: np.ndarray) -> np.ndarray:
     """Bin of every point [K] (N_BINS: no bin): a float32 atan2 decides away from borders; within _NEAR_BORDER of
     one, the contract's float64-rounded atan2 and an exact border comparison do."""
-    position = (np.arctan2(y, x) - borders[0]) * _BIN_SCALE
+    position = np.arctan2(y, x)
+    position -= borders[0]
+    position *= _BIN_SCALE
     whole = np.floor(position)
-    near = np.flatnonzero(np.abs(position - whole - np.float32(0.5)) > np.float32(0.5) - _NEAR_BORDER)
-    bins = whole.astype(np.int64)
+    position -= whole
+    position -= np.float32(0.5)
+    near = np.flatnonzero(np.abs(position, out=position) > np.float32(0.5) - _NEAR_BORDER)
+    bins = whole.astype(np.intp)
     bins[near] = _border_bin(_atan2_f32(y[near], x[near]), borders)
     return bins
 
@@ -390,53 +646,83 @@ def _spread_samples(scans: list[np.ndarray], stride: int) -> list[np.ndarray]:
     return [np.take(scan, index[: len(scan) // stride], axis=0) for scan in scans]
 
 
-def _bin_minima(scans: list[np.ndarray], poses: np.ndarray, y_range: tuple[float, float], max_dist: float,
+def _chunk_minima(chunk: _Chunk, poses: np.ndarray, geometry: tuple[np.ndarray, ...], y_low: np.float32,
+                  y_high: np.float32, far: np.float32, lead: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For the C scans of a chunk: minimum kept range per bin [C, 360] float32 (+inf: empty), kept points [C], and
+    (lead) the range of the smallest-angle kept point where bin 0 is empty (0 elsewhere) [C]."""
+    n_rows, n_points = chunk.coords.shape[1:]
+    kept = _kept_points(chunk, poses, geometry, y_low, y_high, far)
+    x, y = chunk.coords[0].ravel()[kept], chunk.coords[1].ravel()[kept]
+    if chunk.bins is not None:
+        ranges, bins = chunk.ranges.ravel()[kept], chunk.bins.ravel()[kept].astype(np.intp)
+    else:
+        ranges, bins = np.sqrt(x * x + y * y), _kept_bins(x, y, _BORDERS)
+    if n_rows == 1:
+        rows, slots, kept_count = np.zeros(len(kept), dtype=np.intp), bins, np.array([len(kept)])
+    else:
+        kept_count = np.diff(np.searchsorted(kept, np.arange(n_rows + 1) * n_points))  # kept is ascending
+        rows = np.repeat(np.arange(n_rows), kept_count)
+        slots = rows * (N_BINS + 1) + bins
+    minima = np.full((n_rows, N_BINS + 1), np.inf, dtype=np.float32)  # slot 360: outside every bin
+    np.minimum.at(minima.ravel(), slots, ranges)
+    minima = minima[:, :N_BINS]
+    lead_range = np.zeros(n_rows, dtype=np.float32)
+    leading = np.isinf(minima[:, 0])  # the fill before the first non-empty bin matters only where bin 0 is empty
+    if lead and leading.any():
+        # The smallest-angle kept point lies in the first non-empty bin (bin 360, i.e. +pi, if all are empty).
+        filled = np.isfinite(minima)
+        first_bin = np.where(filled.any(axis=1), filled.argmax(axis=1), N_BINS)
+        chosen = np.flatnonzero(leading[rows] & (bins == first_bin[rows]))
+        fill = _smallest_angle_ranges(rows[chosen], x[chosen], y[chosen], ranges[chosen], n_rows)
+        lead_range = np.where(leading, fill, 0).astype(np.float32)
+    return minima, kept_count, lead_range
+
+
+def _bin_minima(scans: list, poses: np.ndarray, y_range: tuple[float, float], max_dist: float,
                 chunk_points: int, lead: bool = True, workers: int = 1,
                 scan_index: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Minimum kept range per scan and bin [T, 360] float32 (+inf: empty bin), kept points per scan [T], and the
     range of each scan's smallest-angle kept point [T] where bin 0 is empty (the leading fill; 0 elsewhere).
-    Non-finite coordinates raise ValueError naming ``scans[scan_index[i]]``.
+    scans: raw arrays [N, >=3] or :class:`PreparedScan` s. Non-finite coordinates raise ValueError naming
+    ``scans[scan_index[i]]``.
 
-    Chunks of whole scans run on `workers` threads; each writes only its own scans' slots, so the result does not
-    depend on the number of workers.
+    Prepared scans with blocks take the block path (:func:`_blocked_minima`); the others (raw scans, samples) go in
+    chunks of whole scans of one kind (:func:`_chunk_minima`). Work runs on `workers` threads, each writing only its
+    own scans' slots, so the result does not depend on the number of workers.
     """
     n_scans = len(scans)
     scan_index = np.arange(n_scans) if scan_index is None else scan_index
-    borders = _bin_borders()
     y_low, y_high, far = np.float32(y_range[0]), np.float32(y_range[1]), np.float32(max_dist)
+    geometry = _pose_geometry(poses)
     bin_min = np.full((n_scans, N_BINS), np.inf, dtype=np.float32)
     kept_count = np.zeros(n_scans, dtype=np.int64)
     lead_range = np.zeros(n_scans, dtype=np.float32)
+    blocked = np.array([isinstance(scan, PreparedScan) and scan.low is not None for scan in scans], dtype=bool)
+    if blocked.any():
+        chosen = np.flatnonzero(blocked)
+        bin_min[chosen], kept_count[chosen], lead_range[chosen] = _blocked_minima(
+            [scans[t] for t in chosen], poses[chosen], tuple(g[chosen] for g in geometry), y_low, y_high, far, lead,
+            workers, scan_index[chosen])
+    groups = []
+    for prepared in (True, False):
+        kind = np.flatnonzero(~blocked & np.array([isinstance(scan, PreparedScan) == prepared for scan in scans]))
+        sizes = np.array([len(scans[t]) for t in kind], dtype=np.int64)
+        groups += [kind[start:stop] for start, stop in (_chunks(sizes, chunk_points) if len(kind) else [])]
+    raw = [3 * len(group) * max(len(scans[t]) for t in group) for group in groups
+           if not isinstance(scans[group[0]], PreparedScan)]
+    buffers = threading.local()  # raw coordinates go to a buffer per thread: fresh memory costs a page fault per 4 kB
 
-    def chunk(bounds: tuple[int, int]) -> None:
-        start, stop = bounds
-        coords, valid = _pad_chunk(scans[start:stop])
-        planar = coords[0] * coords[0] + coords[1] * coords[1]
-        squared = (planar + coords[2] * coords[2]).max(axis=1)  # zero padding never raises the maximum
-        if not np.isfinite(squared).all():
-            t = scan_index[start + int(np.flatnonzero(~np.isfinite(squared))[0])]
-            raise ValueError(f"scans[{t}] contains non-finite (or absurdly large) coordinates")
-        keep = _kept(coords, valid, np.sqrt(squared.astype(np.float64)), poses[start:stop], y_low, y_high, far)
-        kept = np.flatnonzero(keep)  # row-major: scan by scan, each in its own point order
-        rows = kept // keep.shape[1]
-        x, y = coords[0].ravel()[kept], coords[1].ravel()[kept]
-        ranges = np.sqrt(planar.ravel()[kept])
-        kept_count[start:stop] = np.diff(np.searchsorted(rows, np.arange(stop - start + 1)))
-        bins = _kept_bins(x, y, borders)
-        minima = np.full(((stop - start) * N_BINS + 1), np.inf, dtype=np.float32)  # last slot: outside every bin
-        np.minimum.at(minima, np.where(bins < N_BINS, rows * N_BINS + bins, len(minima) - 1), ranges)
-        filled = np.isfinite(minima[:-1].reshape(stop - start, N_BINS))
-        bin_min[start:stop] = minima[:-1].reshape(stop - start, N_BINS)
-        leading = ~filled[:, 0]  # the fill before the first non-empty bin matters only where bin 0 stayed empty
-        if lead and leading.any():
-            # The smallest-angle kept point lies in the first non-empty bin (bin 360, i.e. +pi, if all are empty).
-            first_bin = np.where(filled.any(axis=1), filled.argmax(axis=1), N_BINS)
-            chosen = np.flatnonzero(leading[rows] & (bins == first_bin[rows]))
-            fill = _smallest_angle_ranges(rows[chosen], x[chosen], y[chosen], ranges[chosen], stop - start)
-            lead_range[start:stop] = np.where(leading, fill, 0)
+    def chunk(group: np.ndarray) -> None:
+        if raw and not hasattr(buffers, "coords"):
+            buffers.coords = np.empty(max(raw), dtype=np.float32)
+        stacked = _stack([scans[t] for t in group], getattr(buffers, "coords", None))
+        if not stacked.finite.all():
+            raise ValueError(f"scans[{scan_index[group[int(np.flatnonzero(~stacked.finite)[0])]]}] contains "
+                             f"non-finite (or absurdly large) coordinates")
+        bin_min[group], kept_count[group], lead_range[group] = _chunk_minima(
+            stacked, poses[group], tuple(g[group] for g in geometry), y_low, y_high, far, lead)
 
-    sizes = np.array([len(scan) for scan in scans], dtype=np.int64)
-    _run(chunk, _chunks(sizes, chunk_points), workers)
+    _run(chunk, groups, workers)
     return bin_min, kept_count, lead_range
 
 
@@ -494,11 +780,12 @@ def lidar_slices(
     """Padded polar slices of T scans: float32 [T, 362, 2], column 0 the angle (rad), column 1 the range (m).
 
     scans: T arrays [N_t, 4] of velodyne points (x, y, z in metres; the 4th column is ignored, the reference
-    overwrites it with 1). velo_poses: [T, 4, 4] velodyne-to-evaluated-frame (inclination-corrected cam0).
-    y_range: kept height band in the evaluated frame (metres, y down). max_dist: kept when the point's distance from
-    the evaluated origin is >= max_dist (metres; the caller passes ``max_dist_for(z_far)``). Rows 1..360 are the bins
-    (centre angle, forward-filled minimum range); row 0 repeats bin 359 at ``c_359 - 2 pi`` and row 361 bin 0 at
-    ``c_0 + 2 pi``. The angle column is the same for every scan (:func:`padded_bin_angles`). workers: threads.
+    overwrites it with 1) or their :func:`prepare_scan` s. velo_poses: [T, 4, 4] velodyne-to-evaluated-frame
+    (inclination-corrected cam0). y_range: kept height band in the evaluated frame (metres, y down). max_dist: kept
+    when the point's distance from the evaluated origin is >= max_dist (metres; the caller passes
+    ``max_dist_for(z_far)``). Rows 1..360 are the bins (centre angle, forward-filled minimum range); row 0 repeats
+    bin 359 at ``c_359 - 2 pi`` and row 361 bin 0 at ``c_0 + 2 pi``. The angle column is the same for every scan
+    (:func:`padded_bin_angles`). workers: threads.
     """
     checked = _check_scans(scans)
     poses = _check_poses(velo_poses, len(checked))
@@ -530,90 +817,207 @@ def occupied_from_votes(behind_votes: np.ndarray, n_scans: int, division: Divisi
     return ratio > np.float32((n_scans - 2) / n_scans)
 
 
-def _wrap(angles: np.ndarray) -> np.ndarray:
-    """Angles (rad) wrapped into [-pi, pi)."""
-    return (angles + np.pi) % (2 * np.pi) - np.pi
+def _sparse_tables(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Max and min of every power-of-two window of the doubled rows of values [T, n]: highs, lows [L, T, 2 n]
+    (level k holds windows of 2^k entries; L covers windows up to n entries)."""
+    n_rows, n = values.shape
+    n_levels = int(math.floor(math.log2(n))) + 1
+    highs = np.full((n_levels, n_rows, 2 * n), -np.inf, dtype=values.dtype)
+    lows = np.full_like(highs, np.inf)
+    highs[0] = lows[0] = np.concatenate((values, values), axis=1)
+    for k in range(1, n_levels):  # log2(360) + 1 = 9 levels
+        half = 1 << (k - 1)
+        highs[k, :, : 2 * n - half] = np.maximum(highs[k - 1, :, : 2 * n - half], highs[k - 1, :, half:])
+        lows[k, :, : 2 * n - half] = np.minimum(lows[k - 1, :, : 2 * n - half], lows[k - 1, :, half:])
+    return highs, lows
+
+
+def _window_extrema(tables: tuple[np.ndarray, np.ndarray], rows: np.ndarray, start: np.ndarray,
+                    width: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Max and min of ``values[rows, (start + k) mod n]`` over k = 0..width (0 <= width < n; broadcastable index
+    arrays) from the :func:`_sparse_tables` of values: two overlapping power-of-two windows."""
+    highs, lows = tables
+    n = highs.shape[2] // 2
+    length = width + 1
+    level = np.floor(np.log2(length)).astype(np.int64)
+    first = start % n
+    second = first + length - (1 << level)
+    return (np.maximum(highs[level, rows, first], highs[level, rows, second]),
+            np.minimum(lows[level, rows, first], lows[level, rows, second]))
 
 
 def _circular_extrema(values: np.ndarray, start: np.ndarray, width: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Max and min of ``values[t, (start + k) mod n]`` over k = 0..width, for rows t of values [T, n] and index
-    arrays start, width [T, B] (0 <= width < n): a sparse table of power-of-two windows over the doubled rows."""
-    n_rows, n = values.shape
-    if start.shape[1] <= 16:  # few windows per row: a direct mask [T, B, n] is cheaper than the table
-        inside = (np.arange(n) - start[..., None]) % n <= width[..., None]
-        return (np.where(inside, values[:, None, :], -np.inf).max(axis=-1),
-                np.where(inside, values[:, None, :], np.inf).min(axis=-1))
-    length = width + 1
-    level = np.floor(np.log2(length)).astype(np.int64)
-    highs = np.full((int(level.max()) + 1, n_rows, 2 * n), -np.inf, dtype=values.dtype)
-    lows = np.full_like(highs, np.inf)
-    highs[0] = lows[0] = np.concatenate((values, values), axis=1)
-    for k in range(1, len(highs)):  # at most log2(360) + 1 = 9 levels
-        half = 1 << (k - 1)
-        highs[k, :, : 2 * n - half] = np.maximum(highs[k - 1, :, : 2 * n - half], highs[k - 1, :, half:])
-        lows[k, :, : 2 * n - half] = np.minimum(lows[k - 1, :, : 2 * n - half], lows[k - 1, :, half:])
-    row = np.arange(n_rows)[:, None]
-    first = start % n
-    second = first + length - (1 << level)
-    return (np.maximum(highs[level, row, first], highs[level, row, second]),
-            np.minimum(lows[level, row, first], lows[level, row, second]))
+    arrays start, width [T, B] (0 <= width < n)."""
+    return _window_extrema(_sparse_tables(values), np.arange(len(values))[:, None], start, width)
 
 
-def _block_proofs(low: np.ndarray, high: np.ndarray, world_to_velo: np.ndarray, ranges: np.ndarray,
-                  min_dist: float) -> tuple[np.ndarray, np.ndarray]:
-    """For T scans and B query boxes ([B, 3] corners, evaluated frame): bool [T, B] "every query of the box is
-    certainly behind the scan's surface" and bool [T, B] "every query is certainly in front of it and at least
-    min_dist away", so the per-query test of that (scan, box) pair can be skipped.
-
-    ranges: bin ranges [T, 360]; upper bounds (+inf allowed) suffice for the first proof, the second needs the exact
-    filled ranges. The box's distance to the sensor bounds every query distance from below, its farthest corner from
-    above (the 4-vector norm adds the homogeneous coordinate, bounded at the corners). When the sensor is outside the
-    box's footprint and far enough for rounding to move angles by less than a bin, the queries' angles lie within
-    the span of the 8 projected corners, so the interpolated surface lies between the smallest and the largest range
-    of the bins in that span widened by two bins; otherwise all 360 bins are used. A slack of 1e-5 of the coordinate
-    magnitudes covers the float32 rounding of the real computation (~1e-7 relative).
-    """
-    pick_high = np.indices((2, 2, 2)).reshape(3, 8).T.astype(bool)  # the 8 corners as (x, y, z) low/high choices
-    corners = np.where(pick_high[None], high[:, None, :], low[:, None, :])  # [B, 8, 3]
-    rotation, translation = world_to_velo[:, :3, :3].astype(np.float64), world_to_velo[:, :3, 3].astype(np.float64)
-    homogeneous = world_to_velo[:, 3].astype(np.float64)
+def _scan_frames(world_to_velo: np.ndarray) -> np.ndarray:
+    """[23, T] float64, a column per scan: rotation of world_to_velo (9, row-major), its translation (3) and
+    homogeneous row (4), the smallest and largest singular value of the rotation, the sensor position in the
+    evaluated frame (3), and the sums of |translation| and of |rotation|."""
+    rotation = world_to_velo[:, :3, :3].astype(np.float64)
+    translation = world_to_velo[:, :3, 3].astype(np.float64)
     singular = np.linalg.svd(rotation, compute_uv=False)
-    sensor = -np.linalg.solve(rotation, translation[:, :, None])[:, :, 0][:, None, :]  # [T, 1, 3] evaluated frame
-    gap = np.linalg.norm(np.maximum(np.maximum(low - sensor, sensor - high), 0.0), axis=-1)  # [T, B]
-    lower = singular[:, -1:] * gap
-    farthest = np.linalg.norm(corners[None] - sensor[:, :, None, :], axis=-1).max(axis=-1)  # [T, B]
-    w = np.abs(np.einsum("tj,bcj->tbc", homogeneous[:, :3], corners) + homogeneous[:, None, None, 3]).max(axis=-1)
-    upper = np.sqrt((singular[:, :1] * farthest) ** 2 + w**2)
+    sensor = -np.linalg.solve(rotation, translation[:, :, None])[:, :, 0]
+    return np.concatenate((rotation.reshape(-1, 9), translation, world_to_velo[:, 3].astype(np.float64),
+                           singular[:, -1:], singular[:, :1], sensor, np.abs(translation).sum(axis=1, keepdims=True),
+                           np.abs(rotation).sum(axis=(1, 2))[:, None]), axis=1).T.copy()
 
-    projected = np.einsum("tij,bcj->tbci", rotation, corners) + translation[:, None, None, :]  # [T, B, 8, 3]
-    centre = np.einsum("tij,bj->tbi", rotation, (low + high) / 2) + translation[:, None, :]
-    heading = np.arctan2(centre[..., 1], centre[..., 0])
-    relative = _wrap(np.arctan2(projected[..., 1], projected[..., 0]) - heading[..., None])
-    first, last = relative.min(axis=-1), relative.max(axis=-1)
-    magnitude = np.abs(translation).sum(axis=1) + np.abs(rotation).sum(axis=(1, 2)) * np.abs(corners).max()
-    slack = (1e-5 * (magnitude + 1.0))[:, None]  # [T, 1]
-    # Outside the footprint the corners span less than a half-turn; rounding then moves an angle < 1e-2 rad.
-    horizontal = lower - np.abs(projected[..., 2]).max(axis=-1)
-    sector = (last - first < np.pi - 0.2) & (horizontal > 1e3 * slack)
 
-    # Bins whose centre -pi + (i + 0.5) w lies within the span widened by 2 bins (1e-3 bins for centre rounding).
+def _pair_proofs(low: np.ndarray, high: np.ndarray, scans: np.ndarray, frames: np.ndarray,
+                 ranges: np.ndarray | tuple[np.ndarray, np.ndarray], min_dist: float) -> tuple[np.ndarray, np.ndarray]:
+    """For P (scan, query box) pairs - boxes low, high [P, 3] (float64, evaluated frame), scans [P] indexing the
+    :func:`_scan_frames` columns and the scans' bin ranges [T, 360] (or their :func:`_sparse_tables`) - bool [P] "every
+    query of the box is certainly behind the scan's surface" and bool [P] "every query is certainly in front of it
+    and at least min_dist away", so the per-query test of that pair can be skipped.
+
+    The ranges may be upper bounds (+inf allowed) for the first proof; the second needs the exact filled ranges. The
+    box's distance to the sensor bounds every query distance from below, its farthest corner from above (the 4-vector
+    norm adds the homogeneous coordinate, bounded on the box). When the box lies within a quarter-turn of its
+    centre's direction and so far from the sensor that float32 rounding moves a query's angle by < 3e-5 rad, the
+    queries' angles lie within the span of the 8 projected corners (the projected box is their convex hull), so the
+    interpolated surface lies between the smallest and the largest range of the bins whose centres bracket that
+    span; otherwise all 360 bins are used. A slack of 1e-5 of the coordinate magnitudes
+    covers the float32 rounding of the real computation (~1e-7 relative). Everything is [*, P] so that numpy
+    vectorizes along the pairs.
+    """
+    frame = frames[:, scans]  # [23, P]
+    rotation, translation, homogeneous = frame[:9].reshape(3, 3, -1), frame[9:12], frame[12:16]
+    s_min, s_max, sensor, translation_sum, rotation_sum = frame[16], frame[17], frame[18:21], frame[21], frame[22]
+    low, high = np.ascontiguousarray(low.T), np.ascontiguousarray(high.T)  # [3, P]
+    centre, half = (low + high) * 0.5, (high - low) * 0.5
+    lower = s_min * np.sqrt(np.square(np.maximum(np.maximum(low - sensor, sensor - high), 0.0)).sum(axis=0))
+    farthest = np.sqrt(np.square(np.maximum(np.abs(low - sensor), np.abs(high - sensor))).sum(axis=0))
+    w = np.abs((homogeneous[:3] * centre).sum(axis=0) + homogeneous[3]) + (np.abs(homogeneous[:3]) * half).sum(axis=0)
+    upper = np.sqrt(np.square(s_max * farthest) + np.square(w))
+
+    projected = (rotation * centre[None]).sum(axis=1) + translation  # [3, P]: the box centre in velodyne axes
+    heading = np.arctan2(projected[1], projected[0])
+    # Corner angles relative to the heading h = the centre's velodyne xy: corner c = h + sum_j s_j e_j (s = -+1,
+    # e_j = half_j times rotation column j) has cross(h, c) = sum_j s_j cross(h, e_j) and dot(h, c) = |h|^2 +
+    # sum_j s_j dot(h, e_j). While every dot is > 0 (less than a quarter-turn off) atan(cross / dot) is the relative
+    # angle and monotonic, so only the extreme ratios need an arctan.
+    edge_x, edge_y = rotation[0] * half, rotation[1] * half  # [3, P]
+    cross = edge_y * projected[0] - edge_x * projected[1]
+    dot = edge_x * projected[0] + edge_y * projected[1]
+    signs = np.array([-1.0, 1.0])[:, None]
+    corner_cross = (signs * cross[0])[:, None, None] + (signs * cross[1])[None, :, None] + signs * cross[2]
+    corner_dot = ((signs * dot[0])[:, None, None] + (signs * dot[1])[None, :, None] + signs * dot[2]
+                  + np.square(projected[:2]).sum(axis=0))  # [2, 2, 2, P]
+    ahead = (corner_dot > 0).all(axis=(0, 1, 2))
+    ratio = (corner_cross / np.where(corner_dot > 0, corner_dot, 1.0)).reshape(8, -1)
+    first, last = np.arctan(ratio.min(axis=0)), np.arctan(ratio.max(axis=0))
+    reach = np.maximum(np.abs(low), np.abs(high)).max(axis=0)
+    slack = 1e-5 * (translation_sum + rotation_sum * reach + 1.0)
+    # A lower bound on the queries' xy distance from the sensor. Their float32 velodyne x, y are off by < 2e-7 of
+    # the magnitudes (< 0.02 slack), so beyond 1e3 slack their angles are off by < 3e-5 rad.
+    horizontal = lower - (np.abs(projected[2]) + (np.abs(rotation[2]) * half).sum(axis=0))
+    sector = ahead & (horizontal > 1e3 * slack)
+
+    # A query at angle a interpolates the two bins whose centres -pi + (i + 0.5) w bracket a: centres within
+    # [a - w, a + w]; 0.05 bins (9e-4 rad) more either way cover angle rounding (< 3e-5 rad) and the float32 centres.
     bin_width = 2 * np.pi / N_BINS
-    start = np.ceil((heading + first + np.pi) / bin_width - 2.501).astype(np.int64)
-    width = np.floor((heading + last + np.pi) / bin_width + 1.501).astype(np.int64) - start
-    start, width = np.where(sector, start, 0), np.where(sector, width, N_BINS - 1)
-    highest, lowest = _circular_extrema(ranges, start, width)
+    start = np.ceil((heading + first + np.pi) / bin_width - 1.55).astype(np.int64)
+    width = np.floor((heading + last + np.pi) / bin_width + 0.55).astype(np.int64) - start
+    start, width = np.where(sector, start, 0), np.where(sector, np.minimum(width, N_BINS - 1), N_BINS - 1)
+    if isinstance(ranges, tuple):
+        highest, lowest = _window_extrema(ranges, scans, start, width)
+    else:  # few pairs: a direct mask over the 360 bins is cheaper than the sparse tables
+        inside = (np.arange(N_BINS) - start[:, None]) % N_BINS <= width[:, None]
+        values = ranges[scans]
+        highest = np.where(inside, values, -np.inf).max(axis=1)
+        lowest = np.where(inside, values, np.inf).min(axis=1)
     behind = lower > highest * (1 + 1e-5) + slack
     in_front = (upper < lowest * (1 - 1e-5) - slack) & (lower > min_dist * (1 + 1e-5) + slack)
     return behind, in_front
 
 
-def _query_blocks(queries: np.ndarray) -> np.ndarray:
-    """Queries [P, 3] as [B, S, 3] blocks of consecutive points (the last padded by repeating the last query):
-    consecutive grid cells are neighbours, so each block has a small bounding box. At most 128 blocks."""
-    size = max(512, -(-len(queries) // 128))
-    n_blocks = -(-len(queries) // size)
-    padded = np.concatenate((queries, np.repeat(queries[-1:], n_blocks * size - len(queries), axis=0)))
-    return padded.reshape(n_blocks, size, 3)
+def _block_proofs(low: np.ndarray, high: np.ndarray, world_to_velo: np.ndarray, ranges: np.ndarray,
+                  min_dist: float) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_pair_proofs` for every pair of T scans (world_to_velo [T, 4, 4], bin ranges [T, 360]) and B query
+    boxes (low, high [B, 3]): bool [T, B] behind and in front."""
+    n_scans, n_boxes = len(world_to_velo), len(low)
+    scans, boxes = np.repeat(np.arange(n_scans), n_boxes), np.tile(np.arange(n_boxes), n_scans)
+    tables = ranges if n_boxes <= 4 else _sparse_tables(ranges)
+    behind, in_front = _pair_proofs(low[boxes], high[boxes], scans, _scan_frames(world_to_velo), tables, min_dist)
+    return behind.reshape(n_scans, n_boxes), in_front.reshape(n_scans, n_boxes)
+
+
+def _spread_bits(values: np.ndarray) -> np.ndarray:
+    """The 16 low bits of values (uint64) moved to the even bit positions 0, 2, ..., 30."""
+    values = (values | (values << 8)) & 0x00FF00FF
+    values = (values | (values << 4)) & 0x0F0F0F0F
+    values = (values | (values << 2)) & 0x33333333
+    return (values | (values << 1)) & 0x55555555
+
+
+def _morton_order(queries: np.ndarray) -> np.ndarray:
+    """A permutation [P] of the queries [P, 3] along a Z-order curve in (x, z). Coordinates are numbered in steps of
+    span / (distinct values - 1), so a regular grid's points get consecutive integers and any aligned run of 4^k of
+    them is a compact square: runs of consecutive queries have small bounding boxes. Stable; any query set is valid
+    (only speed varies)."""
+    planar = queries[:, [0, 2]].astype(np.float64)
+    low = planar.min(axis=0)
+    span = planar.max(axis=0) - low
+    steps = np.array([len(np.unique(planar[:, axis])) - 1 for axis in (0, 1)], dtype=np.float64)
+    step = np.where(steps > 0, span / np.maximum(steps, 1), 1.0)
+    step = np.maximum(step, span / 65535)  # at most 16 bits per axis
+    cells = np.floor((planar - low) / step + 0.5).astype(np.uint64)
+    return np.argsort(_spread_bits(cells[:, 0]) | (_spread_bits(cells[:, 1]) << np.uint64(1)), kind="stable")
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_tiles(data: bytes, count: int) -> tuple[np.ndarray, np.ndarray]:
+    queries = np.frombuffer(data, dtype=np.float32).reshape(count, 3)
+    order = _morton_order(queries)
+    n_tiles = -(-len(queries) // _TILE_QUERIES)
+    padded = np.concatenate((order, np.repeat(order[-1:], n_tiles * _TILE_QUERIES - len(order))))
+    tiles = queries[padded].reshape(n_tiles, _TILE_QUERIES, 3)
+    order.flags.writeable = tiles.flags.writeable = False
+    return order, tiles
+
+
+def _query_tiles(queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(order [P], tiles [B, _TILE_QUERIES, 3]) of float32 queries [P, 3]: the queries in :func:`_morton_order`, cut
+    into tiles of consecutive queries (the last padded by repeating its last query). Read-only; cached by content,
+    since every frame of a run queries the same grid."""
+    return _cached_tiles(np.ascontiguousarray(queries, dtype=np.float32).tobytes(), len(queries))
+
+
+def _surface_test(qx: np.ndarray, qy: np.ndarray, qz: np.ndarray, matrices: np.ndarray, scan_ranges: np.ndarray,
+                  near: np.float32) -> np.ndarray:
+    """The reference's per-query test for queries [n, S] (evaluated frame, float32), row k against a scan with
+    world-to-velodyne matrices[k] and padded slice ranges scan_ranges[k] [362]: bool [n, S], behind its surface
+    (query distance > interpolated range) or nearer than min_dist."""
+    vx, vy, vz = (_affine_row(qx, qy, qz, matrices, k) for k in range(3))
+    squared = (vx * vx + vy * vy) + vz * vz
+    if (matrices[:, 3] == np.array([0, 0, 0, 1], dtype=np.float32)).all():
+        squared += np.float32(1)  # w = ((0 x + 0 y) + 0 z) + 1 = 1 exactly
+    else:
+        vw = _affine_row(qx, qy, qz, matrices, 3)
+        squared += vw * vw
+    dists = np.sqrt(squared)  # the norm of the homogeneous 4-vector (reference quirk)
+    angles = _atan2_f32(vy, vx)
+    table, borders = _PADDED_ANGLES, _BORDERS
+    right = _table_index(angles, table, borders)
+    left = right - 1
+    interp = (angles - table[left]) / (table[right] - table[left])
+    flat = scan_ranges.ravel()
+    offset = (np.arange(len(scan_ranges)) * (N_BINS + 2))[:, None]
+    left += offset
+    right += offset
+    surface = flat[left] * (np.float32(1) - interp) + flat[right] * interp
+    return (dists > surface) | (dists < near)
+
+
+def _tiles_of_groups(groups: np.ndarray, n_tiles: int) -> tuple[np.ndarray, np.ndarray]:
+    """For group indices [K]: (which of the K each tile comes from, tile index), over all tiles of those groups
+    (group g holds tiles g * _GROUP_TILES .. min((g + 1) * _GROUP_TILES, n_tiles) - 1)."""
+    counts = np.minimum(_GROUP_TILES, n_tiles - groups * _GROUP_TILES)
+    source = np.repeat(np.arange(len(groups)), counts)
+    within = np.arange(len(source)) - np.repeat(np.cumsum(counts) - counts, counts)
+    return source, groups[source] * _GROUP_TILES + within
 
 
 def _behind_votes(queries: np.ndarray, ranges: np.ndarray, world_to_velo: np.ndarray, min_dist: float,
@@ -621,46 +1025,60 @@ def _behind_votes(queries: np.ndarray, ranges: np.ndarray, world_to_velo: np.nda
     """Votes of F scans for P queries: number of scans each query is behind in (int64 [P]) and whether it is behind
     in the first of them (bool [P]). ranges: filled bin ranges [F, 360]; world_to_velo: float32 [F, 4, 4].
 
-    Queries go in blocks; (scan, block) pairs proven by :func:`_block_proofs` skip the per-query test.
+    Queries go in compact tiles of 64, tiles in groups of 16. :func:`_pair_proofs` decides (scan, group) pairs,
+    then the tiles of undecided groups; only (scan, tile) pairs still undecided run the per-query test.
     """
-    borders = _bin_borders()
-    table = padded_bin_angles()
-    table_ranges = _padded_slices(ranges)[..., 1]
-    blocks = _query_blocks(queries)
-    behind, in_front = _block_proofs(blocks.min(axis=1).astype(np.float64), blocks.max(axis=1).astype(np.float64),
-                                     world_to_velo, ranges, min_dist)
-    coordinates = np.ascontiguousarray(blocks.transpose(2, 0, 1))  # [3, B, S]
+    order, tiles = _query_tiles(queries)
+    n_tiles = len(tiles)
+    coordinates = np.ascontiguousarray(tiles.transpose(2, 0, 1))  # [3, B, S]
+    tile_low = coordinates.min(axis=2).T.astype(np.float64)  # [B, 3]
+    tile_high = coordinates.max(axis=2).T.astype(np.float64)
+    group_starts = np.arange(0, n_tiles, _GROUP_TILES)
+    group_low = np.minimum.reduceat(tile_low, group_starts, axis=0)
+    group_high = np.maximum.reduceat(tile_high, group_starts, axis=0)
+    frames, tables = _scan_frames(world_to_velo), _sparse_tables(ranges)
+    n_scans, n_groups = len(world_to_velo), len(group_starts)
+
+    scans = np.repeat(np.arange(n_scans), n_groups)
+    groups = np.tile(np.arange(n_groups), n_scans)
+    behind, in_front = _pair_proofs(group_low[groups], group_high[groups], scans, frames, tables, min_dist)
+    group_votes = np.bincount(groups[behind], minlength=n_groups)
+    first_behind = np.zeros(n_tiles, dtype=bool)  # scan 0: proven pairs first, tested pairs overwrite below
+    first_proven = np.flatnonzero((scans == 0) & (behind | in_front))
+    source, chosen = _tiles_of_groups(groups[first_proven], n_tiles)
+    first_behind[chosen] = behind[first_proven][source]
+
+    undecided = np.flatnonzero(~(behind | in_front))
+    source, tile_of = _tiles_of_groups(groups[undecided], n_tiles)
+    scan_of = scans[undecided][source]
+    behind, in_front = _pair_proofs(tile_low[tile_of], tile_high[tile_of], scan_of, frames, tables, min_dist)
+    tile_votes = group_votes[np.arange(n_tiles) // _GROUP_TILES] + np.bincount(tile_of[behind], minlength=n_tiles)
+    first = (scan_of == 0) & (behind | in_front)
+    first_behind[tile_of[first]] = behind[first]
+
+    votes = np.repeat(tile_votes, _TILE_QUERIES)  # [B * S]
+    first_behind = np.repeat(first_behind[:, None], _TILE_QUERIES, axis=1)
+    table_ranges = np.ascontiguousarray(_padded_slices(ranges)[..., 1])
     near = np.float32(min_dist)
+    tested = np.flatnonzero(~(behind | in_front))
+    per_chunk = max(1, chunk_pairs // _TILE_QUERIES)
+    pairs = [(scan_of[tested[i:i + per_chunk]], tile_of[tested[i:i + per_chunk]])
+             for i in range(0, len(tested), per_chunk)]
 
-    def test(pairs: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-        """behind [n, S] for n (scan, block) pairs."""
-        scans, chosen = pairs
-        qx, qy, qz = coordinates[:, chosen]  # [n, S] each
-        matrices = world_to_velo[scans]
-        vx, vy = _affine_row(qx, qy, qz, matrices, 0), _affine_row(qx, qy, qz, matrices, 1)
-        vz, vw = _affine_row(qx, qy, qz, matrices, 2), _affine_row(qx, qy, qz, matrices, 3)
-        angles = _atan2_f32(vy, vx)
-        dists = np.sqrt(((vx * vx + vy * vy) + vz * vz) + vw * vw)  # the homogeneous w counts (reference quirk)
+    def test(pair: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        """behind [n, S] for n (scan, tile) pairs."""
+        scan, tile = pair
+        qx, qy, qz = coordinates[:, tile]
+        return _surface_test(qx, qy, qz, world_to_velo[scan], table_ranges[scan], near)
 
-        right = _table_index(angles, table, borders)
-        left = right - 1
-        scan_ranges = table_ranges[scans]
-        interp = (angles - table[left]) / (table[right] - table[left])
-        left_range = np.take_along_axis(scan_ranges, left, axis=1)
-        right_range = np.take_along_axis(scan_ranges, right, axis=1)
-        surface = left_range * (np.float32(1) - interp) + right_range * interp
-        return (dists > surface) | (dists < near)
-
-    scan_of, block_of = np.nonzero(~behind & ~in_front)
-    per_chunk = max(1, chunk_pairs // blocks.shape[1])
-    pairs = [(scan_of[i:i + per_chunk], block_of[i:i + per_chunk]) for i in range(0, len(scan_of), per_chunk)]
-    votes = np.repeat(behind.sum(axis=0)[:, None], blocks.shape[1], axis=1)  # [B, S]
-    behind_first = np.repeat(~in_front[0][:, None], blocks.shape[1], axis=1)
-    for (scans, chosen), result in zip(pairs, _run(test, pairs, workers)):
-        np.add.at(votes, chosen, result.astype(np.int64))
-        first = scans == 0
-        behind_first[chosen[first]] = result[first]
-    return votes.ravel()[: len(queries)], behind_first.ravel()[: len(queries)]
+    query_of = np.arange(_TILE_QUERIES)
+    for (scan, tile), result in zip(pairs, _run(test, pairs, workers)):
+        votes += np.bincount((tile[:, None] * _TILE_QUERIES + query_of)[result], minlength=len(votes))
+        first_behind[tile[scan == 0]] = result[scan == 0]
+    out_votes, out_first = np.empty(len(queries), np.int64), np.empty(len(queries), bool)
+    out_votes[order] = votes[: len(queries)]
+    out_first[order] = first_behind.ravel()[: len(queries)]
+    return out_votes, out_first
 
 
 def lidar_occupancy(
@@ -680,12 +1098,14 @@ def lidar_occupancy(
 
     query_points: [P, 3] metres in the inclination-corrected cam0 frame of the evaluated image (rounded to float32
     as the reference's grid is). scans: T arrays [N_t, 4] of velodyne points (4th column ignored), scan 0 the
-    evaluated frame. velo_poses: [T, 4, 4] velodyne-to-evaluated-frame. y_range: height band (m, y down);
-    max_dist: far-point distance (m), the reference passes ``max_dist_for(z_far)`` = 50.16 m for the 4-50 m GT;
-    min_dist: queries closer than this (4-vector norm, m) to a scan's sensor count as behind it.
-    ``occupied`` is the vote result *before* ``occupied &= ~visible``; ``visible`` is "not behind in scan 0".
-    division: how the float32 vote ratio is formed (see :func:`occupied_from_votes`). workers: threads (2 by
-    default); chunk_points / chunk_pairs: memory bounds. None of these three changes the result.
+    evaluated frame, or their :func:`prepare_scan` s (same result; a sequence of frames should prepare each scan
+    once and pass the prepared scans to every frame that aggregates it). velo_poses: [T, 4, 4]
+    velodyne-to-evaluated-frame. y_range: height band (m, y down); max_dist: far-point distance (m), the reference
+    passes ``max_dist_for(z_far)`` = 50.16 m for the 4-50 m GT; min_dist: queries closer than this (4-vector norm,
+    m) to a scan's sensor count as behind it. ``occupied`` is the vote result *before* ``occupied &= ~visible``;
+    ``visible`` is "not behind in scan 0". division: how the float32 vote ratio is formed (see
+    :func:`occupied_from_votes`). workers: threads (2 by default); chunk_points / chunk_pairs: memory bounds. None
+    of these three changes the result.
     Non-finite coordinates raise ValueError in every scan that is read; a scan proven "behind everywhere" from its
     sample is not read in full, and a non-finite value among its unread points could only lower a bin minimum, which
     leaves the proof (and the reference's labels) unchanged, so it is not checked.
@@ -715,7 +1135,10 @@ def lidar_occupancy(
     # (Unread points go unchecked for finiteness: a non-finite point can only add a kept point or none, so it can
     # only lower a bin minimum, which keeps the proof valid.)
     world_to_velo = np.linalg.inv(poses.astype(np.float64)).astype(np.float32)
-    sampled = _spread_samples(checked, _SAMPLE_STRIDE)
+    raw = [t for t, scan in enumerate(checked) if not isinstance(scan, PreparedScan)]
+    sampled = [scan.sample if isinstance(scan, PreparedScan) else None for scan in checked]
+    for t, sample in zip(raw, _spread_samples([checked[t] for t in raw], _SAMPLE_STRIDE) if raw else []):
+        sampled[t] = sample
     upper, sampled_kept, _ = _bin_minima(sampled, poses, y_range, max_dist, chunk_points, False, workers)
     whole = (queries.min(axis=0)[None].astype(np.float64), queries.max(axis=0)[None].astype(np.float64))
     proven = _block_proofs(*whole, world_to_velo, upper, min_dist)[0][:, 0] & (sampled_kept >= N_BINS)

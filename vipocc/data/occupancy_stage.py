@@ -149,21 +149,23 @@ def velo_poses_for(poses: SequencePoses, calibration: Kitti360Calibration, index
 
 class _ScanCache:
     """Velodyne scans of one sequence, kept while they are in the current window (consecutive evaluated frames
-    share most of their 300 scans)."""
+    share most of their 300 scans). Each is kept prepared (:func:`vipocc.data.occupancy_gt.prepare_scan`: its
+    pose-independent work done once), which makes a frame about twice as fast as passing raw arrays."""
 
     def __init__(self, raw_root: Path, seq: str) -> None:
         self.raw_root, self.seq = raw_root, seq
-        self._scans: dict[int, np.ndarray] = {}
+        self._scans: dict[int, Any] = {}
 
-    def window(self, frames: Sequence[int]) -> list[np.ndarray]:
+    def window(self, frames: Sequence[int]) -> list[Any]:
         from vipocc.data.depth_gt import read_velodyne, velodyne_path
+        from vipocc.data.occupancy_gt import prepare_scan
 
         wanted = set(frames)
         for frame in [f for f in self._scans if f not in wanted]:
             del self._scans[frame]
         for frame in frames:
             if frame not in self._scans:
-                self._scans[frame] = read_velodyne(velodyne_path(self.raw_root, self.seq, frame))
+                self._scans[frame] = prepare_scan(read_velodyne(velodyne_path(self.raw_root, self.seq, frame)))
         return [self._scans[f] for f in frames]
 
 
