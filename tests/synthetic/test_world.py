@@ -236,3 +236,24 @@ def test_failed_generation_leaves_nothing_behind(tmp_path, monkeypatch):
 def test_existing_world_is_not_overwritten_silently(smoke_world):
     with pytest.raises(FileExistsError, match="--overwrite"):
         synthesize_world(smoke_world_config(), smoke_world, workers=1)
+
+
+
+def test_render_workers_die_on_sigterm_even_under_the_cli_handler(smoke_world):
+    """The CLI maps SIGTERM to SystemExit; forked render workers inherited it, and Pool.terminate() then hung in
+    Python exit code. The worker initialiser restores the default action, so a terminated worker just dies."""
+    import signal
+
+    from vipocc.synthetic.world import _init_worker
+    from world_fixtures import smoke_world_config
+
+    def cli_handler(signum, frame):
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, cli_handler)
+    try:
+        scene = next((smoke_world / "oracle").glob("*/scene.npz"))
+        _init_worker(str(scene), smoke_world_config(), str(smoke_world))
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -18,6 +18,7 @@ import json
 import logging
 import multiprocessing
 import shutil
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,6 +140,9 @@ _WORKER: dict = {}
 
 
 def _init_worker(scene_path: str, world: dict, staging: str) -> None:
+    # The CLI turns SIGTERM into SystemExit for clean-up; a forked worker inherits that handler, and Pool.terminate()
+    # (SIGTERM) would then run Python exit code in a process whose other threads hold locks: it hung forever.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     scene = Scene.load(scene_path)
     _WORKER.update(scene=scene, caster=Raycaster(scene), rig=kitti360_rig(world["resolution_scale"]),
                    world=world, staging=Path(staging))
@@ -209,6 +213,8 @@ def _render_sequence(pool_size: int, world: dict, staging: Path, index: int, spe
         results = pool.imap(_render_and_write, tasks, chunksize=2)
         for frame_rays in tqdm(results, total=len(tasks), desc=f"render {spec.name}", unit="frame"):
             rays += frame_rays
+        pool.close()  # let the workers finish and exit on their own rather than being terminated
+        pool.join()
     return rays
 
 
