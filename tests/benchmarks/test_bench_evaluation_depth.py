@@ -1,4 +1,5 @@
-"""Throughput (frames/s) of the depth, pseudo-depth and demo evaluators with a tiny network on CPU.
+"""Throughput (frames/s) of the depth and pseudo-depth evaluators with a tiny network on CPU (demo renders:
+test_bench_evaluation_demo.py).
 
 Tiny network: ResNet-18 field and depth branch, 16 samples per ray, 96x320 images (the default workflow size).
 frames/s = 1 / (mean time per benchmark round) for the one-frame rounds below.
@@ -7,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-from vipocc.evaluation.demo import render_demo_frame
 from vipocc.evaluation.depth import DepthFrame, evaluate_depth
 from vipocc.evaluation.pseudo_depth import evaluate_pseudo_depth
 from vipocc.models.network import NetworkConfig, ViPOccNetwork
@@ -40,8 +40,3 @@ def test_bench_pseudo_depth(benchmark, frame):
     rows = benchmark(evaluate_pseudo_depth, [frame] * 10, "median")
     assert len(rows) == 10  # 10 frames per round
 
-
-def test_bench_demo(benchmark, network, frame, tmp_path):
-    files = benchmark.pedantic(render_demo_frame, args=(network, frame.image, frame.K, frame.prior, tmp_path, "f",
-                                                        torch.device("cpu")), rounds=1, iterations=1)
-    assert len(files) == 6
