@@ -8,6 +8,7 @@ import shlex as _training_shlex
 from vipocc.training.experiments import default_experiments as _training_default_experiments
 from vipocc.training.experiments import experiment_names as _training_experiment_names
 from vipocc.training.experiments import resolve_experiment as _training_resolve_experiment
+from vipocc.training.experiments import training_settings as _training_settings
 
 TRAINING_RESULTS = "results/train"
 
@@ -22,6 +23,7 @@ def training_inputs(wildcards):
     depth branch uses the VFM prior, the SNOG anchors when it samples with SNOG, and local ImageNet weights."""
     try:
         experiment = _training_resolve_experiment(config, wildcards.experiment)
+        _training_settings(config, wildcards.experiment)  # inconsistent settings fail before any job runs
     except ValueError as err:
         raise WorkflowError(f"config.yaml {err}") from None
     sequences = preprocess_sequences()

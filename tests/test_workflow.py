@@ -131,3 +131,24 @@ def check_one_loss_weight_retrains_one_experiment(args, tmp_path):
     assert "results/train/vipocc/model.pt" in planned and "results/train/bts/model.pt" not in planned
     assert "results/eval/bts/" not in planned and "results/eval/vipocc/occupancy_4-20/summary.json" in planned
     assert "results/report/tables.html" in planned and "results/report/figures.html" in planned
+
+
+def test_ablations_target_plans_every_ablation_and_its_report(tmp_path):
+    result = snakemake("-n", "ablations", "--cores", "2", "--directory", str(tmp_path), "--configfile",
+                       str(ROOT / "config.yaml"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    planned = " ".join(line for line in result.stdout.splitlines() if line.strip().startswith("output:"))
+    for name in ("vipocc_no_ta", "vipocc_no_rc", "vipocc_res_depth", "vipocc_depth", "vipocc_snog"):
+        assert f"results/train/{name}/model.pt" in planned
+        assert f"results/eval/{name}/occupancy_4-20/summary.json" in planned
+    assert "results/report/ablations.html" in planned
+
+
+def test_inconsistent_experiment_settings_fail_before_any_job(tmp_path):
+    """1024 rays are 16 patches: 2 x 16 SNOG anchors leave none for the fisheye loss views."""
+    (tmp_path / "snog.yaml").write_text("training: {experiments: {vipocc_snog: {snog_anchors_per_view: 16}}}\n")
+    result = snakemake("-n", "results/train/vipocc_snog/model.pt", "--cores", "2", "--directory", str(tmp_path),
+                       "--configfile", str(ROOT / "config.yaml"), str(tmp_path / "snog.yaml"))
+    assert result.returncode != 0
+    assert "vipocc_snog.snog_anchors_per_view = 16" in result.stdout + result.stderr
+    assert not (tmp_path / "results").exists()
