@@ -32,12 +32,11 @@ from typing import Any
 from vipocc.commandline import add_sequence_job_arguments, config_from
 from vipocc.commandline import begin_sequence_job, finish_sequence_job
 from vipocc.config import ConfigError, config_hash
+from vipocc.data.commands import SYNTHETIC_RAW_ROOT, SYNTHETIC_SPLIT_DIR, dataset_root
 from vipocc.io import write_text
 
 log = logging.getLogger("vipocc")
 
-SYNTHETIC_RAW_ROOT = Path("results/world/kitti360")
-SYNTHETIC_SPLIT_DIR = Path("results/world/splits/kitti360")
 REPORT_DIR = "occupancy_gt_vs_truth"
 REPORT_NAME = "occupancy_gt_vs_truth"
 
@@ -69,16 +68,9 @@ def _paths(config: dict, args: argparse.Namespace) -> tuple[Path, Path | None]:
     kind = config["dataset"]["kind"]
     if kind == "kitti_raw":
         raise ConfigError("the occupancy/voxel GT stage needs dataset.kind synthetic or kitti360, not kitti_raw")
-    raw_root = args.raw_root
-    if raw_root is None:
-        if kind != "synthetic" and config["dataset"]["root"] is None:
-            raise ConfigError(f"dataset.root must be set for dataset.kind {kind}")
-        raw_root = SYNTHETIC_RAW_ROOT if kind == "synthetic" else Path(config["dataset"]["root"]).expanduser()
-    if not Path(raw_root).is_dir():
-        raise FileNotFoundError(f"dataset root {raw_root} is not a folder (dataset.kind: {kind})")
     split_dir = args.split_dir if args.split_dir is not None else (SYNTHETIC_SPLIT_DIR if kind == "synthetic"
                                                                    else None)
-    return Path(raw_root), split_dir
+    return dataset_root(config, args.raw_root), split_dir
 
 
 def _frames(args: argparse.Namespace, split_dir: Path | None, which: str) -> list[int]:
