@@ -270,7 +270,7 @@ def test_snakemake_dry_run_plans_one_occupancy_gt_job_per_test_sequence(tmp_path
     snakefile.write_text(
         "from snakemake.utils import validate\n"
         f'configfile: "{ROOT}/config.yaml"\n'
-        f'validate(config, schema="{ROOT}/schemas/config.schema.yaml")\n'
+        f'import vipocc.config; vipocc.config.merge_builtin_experiments(config); validate(config, schema="{ROOT}/schemas/config.schema.yaml")\n'
         f'include: "{ROOT}/rules/common.smk"\n'
         f'include: "{ROOT}/rules/synthetic.smk"\n'
         f'include: "{ROOT}/rules/ground_truth.smk"\n'

@@ -231,7 +231,7 @@ def test_snakemake_dry_run_plans_one_job_per_sequence(tmp_path):
     snakefile.write_text("\n".join([
         "from snakemake.utils import validate",
         f'configfile: "{ROOT / "config.yaml"}"',
-        f'validate(config, schema="{ROOT / "schemas" / "config.schema.yaml"}")',
+        f'import vipocc.config; vipocc.config.merge_builtin_experiments(config); validate(config, schema="{ROOT / "schemas" / "config.schema.yaml"}")',
         f'include: "{ROOT / "rules" / "common.smk"}"',
         f'include: "{ROOT / "rules" / "synthetic.smk"}"',
         f'include: "{ROOT / "rules" / "preprocess.smk"}"',

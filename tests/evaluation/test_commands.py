@@ -176,7 +176,7 @@ def test_dry_run_plans_one_job_per_model_and_evaluator(tmp_path):
     includes = "\n".join(f'include: "{ROOT}/rules/{name}.smk"' for name in
                          ("common", "synthetic", "preprocess", "ground_truth", "priors", "training", "evaluation"))
     snakefile.write_text(f'configfile: "{ROOT}/config.yaml"\nfrom snakemake.utils import validate\n'
-                         f'validate(config, schema="{ROOT}/schemas/config.schema.yaml")\n{includes}\n'
+                         f'import vipocc.config; vipocc.config.merge_builtin_experiments(config); validate(config, schema="{ROOT}/schemas/config.schema.yaml")\n{includes}\n'
                          "rule all:\n    input: evaluation_targets()\n")
     snakemake = shutil.which("snakemake") or str(Path(sys.executable).parent / "snakemake")
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}

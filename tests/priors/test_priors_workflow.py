@@ -218,7 +218,7 @@ import os
 from snakemake.utils import validate
 
 REPO = {str(ROOT)!r}
-validate(config, schema=os.path.join(REPO, "schemas", "config.schema.yaml"))
+import vipocc.config; vipocc.config.merge_builtin_experiments(config); validate(config, schema=os.path.join(REPO, "schemas", "config.schema.yaml"))
 
 
 include: os.path.join(REPO, "rules", "common.smk")

@@ -26,7 +26,7 @@ def workflow(tmp_path_factory):
     (folder / "Snakefile").write_text(
         "from snakemake.utils import validate\n"
         f'configfile: "{ROOT}/config.yaml"\n'
-        f'validate(config, schema="{ROOT}/schemas/config.schema.yaml")\n'
+        f'import vipocc.config; vipocc.config.merge_builtin_experiments(config); validate(config, schema="{ROOT}/schemas/config.schema.yaml")\n'
         f"{includes}\n"
         "rule targets:\n    input: training_targets()\n")
     return folder
