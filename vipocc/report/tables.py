@@ -284,27 +284,26 @@ def occupancy_table(results: pd.DataFrame, registry: Sequence[Expected], protoco
     return table
 
 
+def _depth_metrics_table(results: pd.DataFrame, registry: Sequence[Expected], evaluator: str, title: str,
+                         benchmark: str) -> pd.DataFrame:
+    """Rows of the registry's models for a depth-metric evaluator (depth or pseudo_depth), in the depth columns."""
+    rows, used = _main_rows(results, registry, evaluator, None, benchmark, DEPTH_COLUMNS)
+    table = _frame(rows, [*DEPTH_COLUMNS.values(), FRAMES_COLUMN])
+    table.attrs["info"] = _info(results, [(m, evaluator, p) for m, p in used],
+                                _entries_used(registry, evaluator, used, benchmark), kind=evaluator,
+                                title=f"{title} on {_BENCHMARK_NAMES.get(benchmark, benchmark)}", benchmark=benchmark)
+    return table
+
+
 def depth_table(results: pd.DataFrame, registry: Sequence[Expected], benchmark: str = "kitti360") -> pd.DataFrame:
     """Depth (rendered and predicted) of the registry's depth models: Abs Rel, Sq Rel, RMSE, RMSE log, d1-d3."""
-    rows, used = _main_rows(results, registry, "depth", None, benchmark, DEPTH_COLUMNS)
-    table = _frame(rows, [*DEPTH_COLUMNS.values(), FRAMES_COLUMN])
-    table.attrs["info"] = _info(results, [(m, "depth", p) for m, p in used],
-                                _entries_used(registry, "depth", used, benchmark), kind="depth",
-                                title=f"Depth estimation on {_BENCHMARK_NAMES.get(benchmark, benchmark)}",
-                                benchmark=benchmark)
-    return table
+    return _depth_metrics_table(results, registry, "depth", "Depth estimation", benchmark)
 
 
 def pseudo_depth_table(results: pd.DataFrame, registry: Sequence[Expected],
                        benchmark: str = "kitti360") -> pd.DataFrame:
     """The depth prior against lidar GT, one row group per scaling (median, none): the depth metrics."""
-    rows, used = _main_rows(results, registry, "pseudo_depth", None, benchmark, DEPTH_COLUMNS)
-    table = _frame(rows, [*DEPTH_COLUMNS.values(), FRAMES_COLUMN])
-    table.attrs["info"] = _info(results, [(m, "pseudo_depth", p) for m, p in used],
-                                _entries_used(registry, "pseudo_depth", used, benchmark), kind="pseudo_depth",
-                                title=f"Pseudo-depth prior on {_BENCHMARK_NAMES.get(benchmark, benchmark)}",
-                                benchmark=benchmark)
-    return table
+    return _depth_metrics_table(results, registry, "pseudo_depth", "Pseudo-depth prior", benchmark)
 
 
 def _trained_experiments(results: pd.DataFrame) -> list[str]:
